@@ -1,0 +1,193 @@
+-- hookd schema, version 1.
+--
+-- This file is the single source of the schema. It is applied by the migration runner in
+-- `src/store/migrate.rs` when `PRAGMA user_version` is below 1; later versions append a
+-- numbered migration there and update this file to match.
+--
+-- Conventions:
+-- * ids are UUID text (v7 where rows are listed by age, so that id order is creation order);
+-- * times are INTEGER milliseconds since the Unix epoch, UTC (the API formats them);
+-- * JSON documents are TEXT written by hookd itself (serde_json), never parsed by SQL.
+--
+-- Connection settings (WAL, synchronous=FULL, foreign_keys=ON, busy_timeout) are set on every
+-- connection by the store, not here: they are per-connection in SQLite.
+
+-- Surveys: the questionnaire a patient answers. `questions` is the validated JSON array of
+-- questions ({id, type, text, required, choices}); answers are checked against it.
+CREATE TABLE surveys (
+    id          TEXT PRIMARY KEY,
+    title       TEXT NOT NULL,
+    questions   TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+-- Contacts: the clinic's directory of patients to invite. Matching on upsert is by
+-- external_id, else email (stored lower-cased in email_key), else phone.
+CREATE TABLE contacts (
+    id           TEXT PRIMARY KEY,
+    external_id  TEXT UNIQUE,
+    email        TEXT,
+    email_key    TEXT UNIQUE,          -- lower(email): case-insensitive matching
+    phone        TEXT UNIQUE,
+    first_name   TEXT,
+    last_name    TEXT,
+    attributes   TEXT NOT NULL DEFAULT '{}',
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+
+-- Distributions: one quick send of a survey to a set of contacts.
+CREATE TABLE distributions (
+    id             TEXT PRIMARY KEY,
+    survey_id      TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
+    channel        TEXT NOT NULL,
+    embedded_data  TEXT NOT NULL DEFAULT '{}',
+    created_at     INTEGER NOT NULL
+);
+
+-- Invitations: one per contact and distribution. The token is the respondent's only
+-- credential, so only its SHA-256 is stored (token_hash), like API keys.
+CREATE TABLE invitations (
+    id               TEXT PRIMARY KEY,
+    distribution_id  TEXT NOT NULL REFERENCES distributions(id) ON DELETE CASCADE,
+    survey_id        TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
+    contact_id       TEXT NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    token_hash       TEXT NOT NULL UNIQUE,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL
+);
+-- Bulk status: the latest invitation of a contact to a survey.
+CREATE INDEX invitations_by_survey_contact ON invitations (survey_id, contact_id, created_at);
+
+-- Responses: a patient's answers, partial (`started`) or `completed`. A response completes
+-- once; the event it emits is written in the same transaction.
+CREATE TABLE responses (
+    id             TEXT PRIMARY KEY,
+    survey_id      TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
+    contact_id     TEXT REFERENCES contacts(id) ON DELETE SET NULL,
+    invitation_id  TEXT UNIQUE REFERENCES invitations(id) ON DELETE SET NULL,
+    status         TEXT NOT NULL CHECK (status IN ('started', 'completed')),
+    answers        TEXT NOT NULL DEFAULT '{}',
+    embedded_data  TEXT NOT NULL DEFAULT '{}',
+    metadata       TEXT NOT NULL DEFAULT '{}',
+    started_at     INTEGER NOT NULL,
+    completed_at   INTEGER
+);
+CREATE INDEX responses_by_survey_contact ON responses (survey_id, contact_id);
+
+-- Events: something that happened, stored once with the exact bytes every delivery sends.
+-- `payload` is NULL once retention has purged it (only when no delivery still needs it).
+CREATE TABLE events (
+    id          TEXT PRIMARY KEY,      -- UUID v7
+    survey_id   TEXT NOT NULL,         -- no FK: an event outlives nothing it describes
+    event_type  TEXT NOT NULL,
+    payload     TEXT,
+    created_at  INTEGER NOT NULL
+);
+-- Replay: the events of a survey since a time.
+CREATE INDEX events_by_survey_time ON events (survey_id, created_at);
+-- Retention: the oldest events first.
+CREATE INDEX events_by_time ON events (created_at);
+
+-- Webhooks: registered endpoints of a survey.
+-- `secret` is the signing secret as configured; `previous_secret` keeps signing beside it
+-- until `previous_secret_expires_at` (24 h after a change) so receivers can rotate.
+-- `consecutive_failures` counts deliveries that ended `failed` since the last success;
+-- reaching the configured limit (or a 410 answer) sets is_active = 0 and disabled_at.
+CREATE TABLE webhooks (
+    id                         TEXT PRIMARY KEY,   -- UUID v7
+    survey_id                  TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
+    name                       TEXT NOT NULL,
+    url                        TEXT NOT NULL,
+    events                     TEXT NOT NULL,      -- JSON array of event type names
+    secret                     TEXT,
+    previous_secret            TEXT,
+    previous_secret_expires_at INTEGER,
+    headers                    TEXT NOT NULL DEFAULT '{}',  -- JSON object name -> value
+    is_active                  INTEGER NOT NULL DEFAULT 1,
+    retry_policy               TEXT NOT NULL,      -- JSON array of delays in seconds
+    consecutive_failures       INTEGER NOT NULL DEFAULT 0,
+    disabled_at                INTEGER,
+    disabled_reason            TEXT,
+    created_at                 INTEGER NOT NULL,
+    updated_at                 INTEGER NOT NULL
+);
+CREATE INDEX webhooks_by_survey ON webhooks (survey_id, id);
+
+-- Deliveries: one event owed to one webhook, with its schedule.
+--   pending    -> waiting for next_attempt_at (or paused while the webhook is inactive)
+--   delivering -> claimed by the webhook's delivery actor; lease_expires_at bounds the claim
+--   succeeded / failed -> finished (completed_at set); retention purges them later.
+-- `schedule_base` is the attempt_count at which the current retry schedule started: a
+-- manual retry or a replay starts a fresh schedule without forgetting earlier attempts.
+CREATE TABLE deliveries (
+    id                TEXT PRIMARY KEY,    -- UUID v7: id order is creation order
+    webhook_id        TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_id          TEXT NOT NULL REFERENCES events(id),
+    survey_id         TEXT NOT NULL,
+    event_type        TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('pending', 'delivering', 'succeeded', 'failed')),
+    is_test           INTEGER NOT NULL DEFAULT 0,
+    attempt_count     INTEGER NOT NULL DEFAULT 0,
+    schedule_base     INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at   INTEGER,
+    lease_expires_at  INTEGER,
+    last_attempt_at   INTEGER,
+    last_status_code  INTEGER,
+    last_error        TEXT,
+    created_at        INTEGER NOT NULL,
+    completed_at      INTEGER
+);
+-- The engine's hot query: "the due deliveries of webhook W, oldest first".
+CREATE INDEX deliveries_due ON deliveries (webhook_id, status, next_attempt_at);
+-- The API's list: a webhook's deliveries, newest first (cursor = id).
+CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, id);
+-- Replay and retention: the deliveries of an event.
+CREATE INDEX deliveries_by_event ON deliveries (event_id);
+-- Start-up recovery, queue summary and retention: deliveries by status and age.
+CREATE INDEX deliveries_by_status ON deliveries (status, completed_at);
+
+-- Attempts: one HTTP try of a delivery. `response_body` keeps at most 4,096 bytes.
+CREATE TABLE attempts (
+    delivery_id         TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    attempt             INTEGER NOT NULL,   -- 1-based
+    started_at          INTEGER NOT NULL,
+    duration_ms         INTEGER NOT NULL,
+    status_code         INTEGER,
+    error               TEXT,
+    response_body       TEXT,
+    response_truncated  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (delivery_id, attempt)
+) WITHOUT ROWID;
+
+-- API keys: only the SHA-256 of a key is stored. Keys are 256-bit random strings, so a
+-- fast hash is the right tool (no password stretching needed).
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    key_hash    TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+
+-- Audit log: every admin action, with the key that did it ("env" for HOOKD_API_KEY,
+-- "cli" for the local command line). `detail` never holds a secret, payload or answer.
+CREATE TABLE audit_log (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           INTEGER NOT NULL,
+    key_id       TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    target_type  TEXT NOT NULL,
+    target_id    TEXT NOT NULL,
+    detail       TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_by_time ON audit_log (at);
+
+-- Control signals: changes made by the `hookd` command line while a server may be running
+-- (retry, enable). The server polls this table and wakes the webhook's actor, so CLI
+-- repairs take effect at once; with the server stopped they apply at its next start.
+CREATE TABLE control_signals (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);

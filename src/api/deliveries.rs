@@ -1,0 +1,291 @@
+//! Delivery routes (SPEC §3): test a webhook, list and inspect its deliveries, retry one,
+//! replay since a time.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{JsonObject, QueryMap, paginate, path_id};
+use super::fields::{self, Fields};
+use super::webhooks::require_webhook;
+use super::{AppState, ListOf};
+use crate::domain::time::{format_ms, format_opt, now_ms, parse_rfc3339};
+use crate::domain::{DeliveryId, EventId, EventType, SurveyId, WebhookId};
+use crate::store::audit::{self, Entry};
+use crate::store::deliveries::{self, Attempt, Delivery, DeliveryFilter, DeliveryStatus};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(test_webhook))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(get_delivery))
+        .routes(routes!(retry_delivery))
+        .routes(routes!(replay))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub survey_id: SurveyId,
+    pub event_id: EventId,
+    pub event_type: String,
+    /// pending, delivering, succeeded or failed.
+    pub status: &'static str,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        let pending = d.status == DeliveryStatus::Pending;
+        Self {
+            id: d.id,
+            webhook_id: d.webhook_id,
+            survey_id: d.survey_id,
+            event_id: d.event_id,
+            event_type: d.event_type.clone(),
+            status: d.status.as_str(),
+            attempt_count: d.attempt_count,
+            next_attempt_at: if pending {
+                format_opt(d.next_attempt_at)
+            } else {
+                None
+            },
+            last_attempt_at: format_opt(d.last_attempt_at),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            created_at: format_ms(d.created_at),
+            completed_at: format_opt(d.completed_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub started_at: String,
+    pub duration_ms: u32,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+}
+
+impl From<&Attempt> for AttemptView {
+    fn from(a: &Attempt) -> Self {
+        Self {
+            attempt: a.attempt,
+            started_at: format_ms(a.started_at),
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            error: a.error.clone(),
+            response_body: a.response_body.clone(),
+            response_truncated: a.response_truncated,
+        }
+    }
+}
+
+/// A delivery with the exact body sent and its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: DeliveryView,
+    /// The event body sent (null once purged by retention).
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub attempts: Vec<AttemptView>,
+}
+
+async fn detail(app: &AppState, id: DeliveryId) -> ApiResult<DeliveryDetail> {
+    let (delivery, payload, attempts) = app
+        .store
+        .read(move |c| {
+            let delivery = deliveries::find(c, id)?.ok_or(crate::store::StoreError::NotFound)?;
+            let payload = deliveries::payload(c, delivery.event_id)?;
+            Ok((delivery, payload, deliveries::attempts(c, id)?))
+        })
+        .await?;
+    let payload = payload
+        .and_then(|p| serde_json::from_str(&p).ok())
+        .unwrap_or(Value::Null);
+    Ok(DeliveryDetail {
+        delivery: DeliveryView::from(&delivery),
+        payload,
+        attempts: attempts.iter().map(AttemptView::from).collect(),
+    })
+}
+
+/// Send a `webhook.test` event now (also to an inactive webhook) and answer with its one
+/// attempt. Test deliveries are recorded, never retried.
+#[utoipa::path(post, path = "/api/surveys/{surveyId}/webhooks/{id}/test", tag = "deliveries",
+    params(("surveyId" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)))]
+async fn test_webhook(
+    State(app): State<AppState>,
+    Path((survey, id)): Path<(String, String)>,
+) -> ApiResult<Json<DeliveryDetail>> {
+    let webhook = require_webhook(&app, &survey, &id).await?;
+    let delivery_id = app.engine.send_test(&webhook).await?;
+    Ok(Json(detail(&app, delivery_id).await?))
+}
+
+/// A webhook's deliveries, newest first, optionally by `status` and `eventType`.
+#[utoipa::path(get, path = "/api/surveys/{surveyId}/webhooks/{id}/deliveries", tag = "deliveries",
+    params(("surveyId" = String, Path), ("id" = String, Path), ("status" = Option<String>, Query),
+        ("eventType" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListOf<DeliveryView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_deliveries(
+    State(app): State<AppState>,
+    Path((survey, id)): Path<(String, String)>,
+    query: QueryMap,
+) -> ApiResult<Json<ListOf<DeliveryView>>> {
+    let webhook = require_webhook(&app, &survey, &id).await?;
+    let page = query.page::<DeliveryId>()?;
+    let status = match query.0.get("status") {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+            ApiError::field("status", "must be pending, delivering, succeeded or failed")
+        })?),
+    };
+    let event_type = match query.0.get("eventType") {
+        None => None,
+        Some(text) => Some(
+            EventType::parse(text)
+                .ok_or_else(|| ApiError::field("eventType", "is not in the event catalog"))?
+                .as_str()
+                .to_owned(),
+        ),
+    };
+    let filter = DeliveryFilter {
+        webhook_id: Some(webhook.id),
+        status,
+        event_type,
+        before: page.cursor,
+    };
+    let rows = app
+        .store
+        .read(move |c| deliveries::list(c, &filter, page.limit + 1))
+        .await?;
+    let (rows, next) = paginate(rows, page.limit, |d| d.id.to_string());
+    Ok(Json(ListOf {
+        items: rows.iter().map(DeliveryView::from).collect(),
+        next_cursor: next,
+    }))
+}
+
+/// One delivery with its payload and attempts.
+#[utoipa::path(get, path = "/api/surveys/{surveyId}/webhooks/{id}/deliveries/{deliveryId}", tag = "deliveries",
+    params(("surveyId" = String, Path), ("id" = String, Path), ("deliveryId" = String, Path)),
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)))]
+async fn get_delivery(
+    State(app): State<AppState>,
+    Path((survey, id, delivery)): Path<(String, String, String)>,
+) -> ApiResult<Json<DeliveryDetail>> {
+    let webhook = require_webhook(&app, &survey, &id).await?;
+    let delivery_id: DeliveryId = path_id(&delivery)?;
+    app.store
+        .read(move |c| deliveries::get(c, webhook.id, delivery_id))
+        .await?;
+    Ok(Json(detail(&app, delivery_id).await?))
+}
+
+/// Send a finished delivery again now: same delivery id, byte-identical body.
+#[utoipa::path(post, path = "/api/surveys/{surveyId}/webhooks/{id}/deliveries/{deliveryId}/retry", tag = "deliveries",
+    params(("surveyId" = String, Path), ("id" = String, Path), ("deliveryId" = String, Path)),
+    responses((status = 202, body = DeliveryView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retry_delivery(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((survey, id, delivery)): Path<(String, String, String)>,
+) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
+    let webhook = require_webhook(&app, &survey, &id).await?;
+    let delivery_id: DeliveryId = path_id(&delivery)?;
+    let actor = caller.0.clone();
+    let retried = app
+        .store
+        .write(move |c| {
+            deliveries::get(c, webhook.id, delivery_id)?;
+            let now = now_ms();
+            let retried = deliveries::retry(c, delivery_id, now)?;
+            let entry = Entry {
+                actor: &actor,
+                action: "delivery.retried",
+                target_type: "delivery",
+                target_id: delivery_id.to_string(),
+                detail: json!({"webhookId": webhook.id}),
+            };
+            audit::record(c, &entry, now)?;
+            Ok(retried)
+        })
+        .await?;
+    app.engine.wake(vec![webhook.id]);
+    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&retried))))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Queued {
+    queued: u64,
+}
+
+/// The replay body.
+#[allow(dead_code)] // documentation of the body
+#[derive(ToSchema)]
+pub struct ReplayInput {
+    /// RFC 3339 time: events stored since then are queued again.
+    since: String,
+}
+
+/// Queue every stored event since a time that this webhook subscribes to and has not
+/// received (recovery after an outage or an auto-disable).
+#[utoipa::path(post, path = "/api/surveys/{surveyId}/webhooks/{id}/replay", tag = "deliveries",
+    params(("surveyId" = String, Path), ("id" = String, Path)), request_body = ReplayInput,
+    responses((status = 202, body = Queued), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn replay(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((survey, id)): Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<Queued>)> {
+    let webhook = require_webhook(&app, &survey, &id).await?;
+    let mut f = Fields::new(&body);
+    let since = f.required("since", |v| {
+        parse_rfc3339(fields::string(v)?).ok_or_else(|| "must be an RFC 3339 time".to_owned())
+    });
+    f.finish()?;
+    let since = since.expect("required");
+    let actor = caller.0.clone();
+    let webhook_id = webhook.id;
+    let queued = app
+        .store
+        .write(move |c| {
+            let now = now_ms();
+            let queued = deliveries::replay(c, &webhook, since, now)?;
+            let entry = Entry {
+                actor: &actor,
+                action: "webhook.replayed",
+                target_type: "webhook",
+                target_id: webhook.id.to_string(),
+                detail: json!({"since": format_ms(since), "queued": queued}),
+            };
+            audit::record(c, &entry, now)?;
+            Ok(queued)
+        })
+        .await?;
+    app.engine.wake(vec![webhook_id]);
+    Ok((StatusCode::ACCEPTED, Json(Queued { queued })))
+}

@@ -1,0 +1,148 @@
+//! Request parsing at the boundary: JSON bodies, ids in paths, list parameters. Every
+//! failure becomes the contract's error shape (never axum's plain-text rejections).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, FieldError};
+
+/// Largest accepted body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON object body. Malformed JSON or another content type: 400 `invalid_json`; over
+/// 1 MiB: 413. The object's fields are then parsed into domain types by the handler, so
+/// that every bad field can be reported at once.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match JsonValue::from_request(req, state).await?.0 {
+            Value::Object(map) => Ok(Self(map)),
+            _ => Err(ApiError::InvalidJson(
+                "the body must be a JSON object".into(),
+            )),
+        }
+    }
+}
+
+/// Any JSON body (objects or arrays), with the same rules as [`JsonObject`].
+pub struct JsonValue(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonValue {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::InvalidJson(
+                "send the body as Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::InvalidJson(format!("the body could not be read: {rejection}"))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|e| ApiError::InvalidJson(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// Parses a path id; an id that is not a UUID cannot exist, so it is a 404.
+pub fn path_id<T: FromStr>(text: &str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| ApiError::NotFound)
+}
+
+/// The query string as a map (repeated keys: the last wins).
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        Ok(Self(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
+    }
+}
+
+/// `?limit=` (default 50, max 200) and `?cursor=`.
+pub struct Page<C> {
+    pub limit: u32,
+    pub cursor: Option<C>,
+}
+
+impl QueryMap {
+    pub fn page<C: FromStr>(&self) -> Result<Page<C>, ApiError> {
+        let mut errors = Vec::new();
+        let limit = match self.0.get("limit") {
+            None => 50,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if (1..=200).contains(&n) => n,
+                _ => {
+                    errors.push(FieldError::new(
+                        "limit",
+                        "must be a whole number from 1 to 200",
+                    ));
+                    50
+                }
+            },
+        };
+        let cursor = match self.0.get("cursor").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(text) => match text.parse() {
+                Ok(cursor) => Some(cursor),
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        "cursor",
+                        "is not a cursor this list gave out",
+                    ));
+                    None
+                }
+            },
+        };
+        if errors.is_empty() {
+            Ok(Page { limit, cursor })
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// Turns a page of `limit + 1` fetched rows into the items and the next cursor.
+pub fn paginate<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        let next = rows.last().map(cursor_of);
+        (rows, next)
+    } else {
+        (rows, None)
+    }
+}

@@ -1,0 +1,84 @@
+//! Service routes: health, readiness, the event catalog, the OpenAPI document, and the
+//! contract-shaped answers for unknown routes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use crate::domain::EventType;
+
+pub fn protected_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(event_types))
+}
+
+pub fn public_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeView {
+    name: &'static str,
+    description: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeList {
+    items: Vec<EventTypeView>,
+}
+
+/// The event catalog: the event types a webhook may subscribe to.
+#[utoipa::path(get, path = "/api/event-types", tag = "meta", responses((status = 200, body = EventTypeList)))]
+async fn event_types() -> Json<EventTypeList> {
+    let items = EventType::SUBSCRIBABLE
+        .iter()
+        .map(|(kind, description)| EventTypeView {
+            name: kind.as_str(),
+            description,
+        })
+        .collect();
+    Json(EventTypeList { items })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()), responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the database answers and the server is not shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "meta", security(()), responses((status = 200, body = Health), (status = 503)))]
+async fn readyz(State(app): State<AppState>) -> ApiResult<Json<Health>> {
+    if app.engine.is_draining() {
+        return Err(ApiError::Unavailable("shutting down".into()));
+    }
+    app.store
+        .read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("database unavailable: {e}")))?;
+    Ok(Json(Health { status: "ready" }))
+}
+
+pub async fn openapi(doc: Arc<utoipa::openapi::OpenApi>) -> Json<utoipa::openapi::OpenApi> {
+    Json((*doc).clone())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,104 @@
+//! The HTTP API (axum). Each resource module exports its own `router()`; this module
+//! assembles them, puts `/api/*` behind the key check, and renders every error in the
+//! contract's shape. Handlers parse input into domain types and call the store and the
+//! engine; they never speak SQL.
+
+mod auth;
+mod deliveries;
+mod error;
+mod extract;
+mod fields;
+mod meta;
+mod surveys;
+mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use serde::Serialize;
+use tower_http::trace::TraceLayer;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::Config;
+use crate::delivery::engine::Engine;
+use crate::store::Store;
+use crate::telemetry::Telemetry;
+pub use error::{ApiError, FieldError};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub engine: Engine,
+    pub config: Arc<Config>,
+    pub telemetry: Telemetry,
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOf<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "hookd", description = "Surveys, contacts and responses, with durable signed webhooks."),
+    components(schemas(error::ErrorBody)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (protected, protected_doc) =
+        OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+            .merge(webhooks::router())
+            .merge(deliveries::router())
+            .merge(surveys::router())
+            .merge(meta::protected_router())
+            .split_for_parts();
+    let protected = protected.layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ));
+    let (public, public_doc) = meta::public_router().split_for_parts();
+    let mut doc = protected_doc;
+    doc.merge(public_doc);
+    let doc = Arc::new(doc);
+    Router::new()
+        .merge(protected)
+        .merge(public)
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || meta::openapi(doc.clone())),
+        )
+        .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,265 @@
+//! Survey routes (SPEC §5): surveys, the kiosk submission and reading a response.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{JsonObject, QueryMap, paginate, path_id};
+use super::fields::{self, Fields};
+use super::{AppState, ListOf};
+use crate::domain::survey::{Completeness, Question, validate_answers, validate_questions};
+use crate::domain::time::{format_ms, format_opt, now_ms};
+use crate::domain::{ContactId, ResponseId, SurveyId};
+use crate::events;
+use crate::store::deliveries::enqueue_event;
+use crate::store::surveys::{self, Response, Survey};
+use crate::store::{StoreError, contacts};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_survey, list_surveys))
+        .routes(routes!(get_survey))
+        .routes(routes!(submit_response))
+        .routes(routes!(get_response))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SurveyView {
+    id: SurveyId,
+    title: String,
+    #[schema(value_type = Vec<Object>)]
+    questions: Vec<Question>,
+    created_at: String,
+}
+
+impl From<&Survey> for SurveyView {
+    fn from(s: &Survey) -> Self {
+        Self {
+            id: s.id,
+            title: s.title.clone(),
+            questions: s.questions.clone(),
+            created_at: format_ms(s.created_at),
+        }
+    }
+}
+
+/// The survey body.
+#[allow(dead_code)] // documentation of the body
+#[derive(ToSchema)]
+pub struct SurveyInput {
+    /// 1 to 200 characters.
+    title: String,
+    /// `{id, type, text, required?, choices?: [{id, label}]}`; `type` one of text,
+    /// single_choice, multi_choice, rating (1-5), nps (0-10).
+    #[schema(value_type = Vec<Object>)]
+    questions: Vec<Value>,
+}
+
+/// Create a survey.
+#[utoipa::path(post, path = "/api/surveys", tag = "surveys", request_body = SurveyInput,
+    responses((status = 201, body = SurveyView), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_survey(
+    State(app): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<SurveyView>)> {
+    let mut f = Fields::new(&body);
+    let title = f.required("title", fields::text(1, 200));
+    let questions = f.required("questions", |v| {
+        serde_json::from_value::<Vec<Question>>(v.clone())
+            .map_err(|e| format!("must be a list of questions: {e}"))
+    });
+    if let Some(questions) = &questions {
+        for (field, message) in validate_questions(questions) {
+            f.error(field, message);
+        }
+    }
+    f.finish()?;
+    let (title, questions) = (title.expect("required"), questions.expect("required"));
+    let survey = app
+        .store
+        .write(move |c| surveys::insert(c, &title, &questions, now_ms()))
+        .await?;
+    Ok((StatusCode::CREATED, Json(SurveyView::from(&survey))))
+}
+
+/// List surveys.
+#[utoipa::path(get, path = "/api/surveys", tag = "surveys",
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListOf<SurveyView>)))]
+async fn list_surveys(
+    State(app): State<AppState>,
+    query: QueryMap,
+) -> ApiResult<Json<ListOf<SurveyView>>> {
+    let page = query.page::<SurveyId>()?;
+    let rows = app
+        .store
+        .read(move |c| surveys::list(c, page.cursor, page.limit + 1))
+        .await?;
+    let (rows, next) = paginate(rows, page.limit, |s| s.id.to_string());
+    Ok(Json(ListOf {
+        items: rows.iter().map(SurveyView::from).collect(),
+        next_cursor: next,
+    }))
+}
+
+/// Get a survey.
+#[utoipa::path(get, path = "/api/surveys/{surveyId}", tag = "surveys", params(("surveyId" = String, Path)),
+    responses((status = 200, body = SurveyView), (status = 404, body = ErrorBody)))]
+async fn get_survey(
+    State(app): State<AppState>,
+    Path(survey): Path<String>,
+) -> ApiResult<Json<SurveyView>> {
+    let id: SurveyId = path_id(&survey)?;
+    let survey = app.store.read(move |c| surveys::get(c, id)).await?;
+    Ok(Json(SurveyView::from(&survey)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseView {
+    id: ResponseId,
+    survey_id: SurveyId,
+    contact_id: Option<ContactId>,
+    /// `started` or `completed`.
+    status: &'static str,
+    #[schema(value_type = Object)]
+    answers: Map<String, Value>,
+    #[schema(value_type = Object)]
+    embedded_data: Map<String, Value>,
+    #[schema(value_type = Object)]
+    metadata: Map<String, Value>,
+    started_at: String,
+    completed_at: Option<String>,
+}
+
+impl From<&Response> for ResponseView {
+    fn from(r: &Response) -> Self {
+        Self {
+            id: r.id,
+            survey_id: r.survey_id,
+            contact_id: r.contact_id,
+            status: if r.completed { "completed" } else { "started" },
+            answers: r.answers.clone(),
+            embedded_data: r.embedded_data.clone(),
+            metadata: r.metadata.clone(),
+            started_at: format_ms(r.started_at),
+            completed_at: format_opt(r.completed_at),
+        }
+    }
+}
+
+/// The kiosk submission body.
+#[allow(dead_code)] // documentation of the body
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmissionInput {
+    contact_id: Option<String>,
+    /// `{"<questionId>": {"value": ..}}` or `{"<questionId>": {"choiceIds": [..]}}`.
+    #[schema(value_type = Object)]
+    answers: Value,
+    #[schema(value_type = Object)]
+    embedded_data: Option<Value>,
+    #[schema(value_type = Object)]
+    metadata: Option<Value>,
+}
+
+/// Most bytes of embedded data or metadata kept with a response.
+pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
+
+/// Store a completed response (kiosk or API) and emit `survey.response_completed` in the
+/// same transaction.
+#[utoipa::path(post, path = "/api/surveys/{surveyId}/responses", tag = "responses",
+    params(("surveyId" = String, Path)), request_body = SubmissionInput,
+    responses((status = 201, body = ResponseView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn submit_response(
+    State(app): State<AppState>,
+    Path(survey): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<ResponseView>)> {
+    let survey_id: SurveyId = path_id(&survey)?;
+    let survey = app.store.read(move |c| surveys::get(c, survey_id)).await?;
+    let mut f = Fields::new(&body);
+    let contact_id = f
+        .optional("contactId", |v| {
+            fields::string(v)?
+                .parse::<ContactId>()
+                .map_err(|_| "is not a contact id".to_owned())
+        })
+        .flatten();
+    let answers = f.required("answers", fields::object);
+    let embedded_data = f
+        .optional("embeddedData", fields::small_object(MAX_CONTEXT_BYTES))
+        .flatten()
+        .unwrap_or_default();
+    let metadata = f
+        .optional("metadata", fields::small_object(MAX_CONTEXT_BYTES))
+        .flatten()
+        .unwrap_or_default();
+    let answers = answers.and_then(|answers| {
+        match validate_answers(&survey.questions, &answers, Completeness::Complete) {
+            Ok(clean) => Some(clean),
+            Err(errors) => {
+                for (field, message) in errors {
+                    f.error(field, message);
+                }
+                None
+            }
+        }
+    });
+    f.finish()?;
+    let now = now_ms();
+    let response = Response {
+        id: ResponseId::new(),
+        survey_id,
+        contact_id,
+        invitation_id: None,
+        completed: true,
+        answers: answers.expect("validated"),
+        embedded_data,
+        metadata,
+        started_at: now,
+        completed_at: Some(now),
+    };
+    let event = events::response_completed(&response, now);
+    let saved = response.clone();
+    let woken = app
+        .store
+        .write(move |c| {
+            if let Some(contact) = saved.contact_id {
+                contacts::require(c, contact).map_err(|e| match e {
+                    StoreError::NotFound => StoreError::Invalid {
+                        field: "contactId",
+                        message: "is not a known contact".into(),
+                    },
+                    other => other,
+                })?;
+            }
+            surveys::save_response(c, &saved)?;
+            enqueue_event(c, &event)
+        })
+        .await?;
+    app.engine.wake(woken);
+    Ok((StatusCode::CREATED, Json(ResponseView::from(&response))))
+}
+
+/// Get a response of a survey.
+#[utoipa::path(get, path = "/api/surveys/{surveyId}/responses/{responseId}", tag = "responses",
+    params(("surveyId" = String, Path), ("responseId" = String, Path)),
+    responses((status = 200, body = ResponseView), (status = 404, body = ErrorBody)))]
+async fn get_response(
+    State(app): State<AppState>,
+    Path((survey, response)): Path<(String, String)>,
+) -> ApiResult<Json<ResponseView>> {
+    let (survey_id, id): (SurveyId, ResponseId) = (path_id(&survey)?, path_id(&response)?);
+    let response = app
+        .store
+        .read(move |c| surveys::get_response(c, survey_id, id))
+        .await?;
+    Ok(Json(ResponseView::from(&response)))
+}

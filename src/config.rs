@@ -1,0 +1,247 @@
+//! Configuration: one typed struct, read from flags, `HOOKD_*` variables and an optional
+//! TOML file (in that order of precedence), validated once at start-up.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::domain::ssrf::{HostRule, NetworkPolicy};
+
+/// The settings of `hookd serve`, as given (flags and environment). Every field is optional
+/// so that a `--config` file can fill what the command line leaves out.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServeArgs {
+    /// TOML file with any of these settings (keys as the flags, with underscores).
+    #[arg(long, env = "HOOKD_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address and port of the API [default: 127.0.0.1:8080].
+    #[arg(long, env = "HOOKD_LISTEN")]
+    pub listen: Option<String>,
+    /// Folder of the database [default: ./hookd-data].
+    #[arg(long, env = "HOOKD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// An admin API key accepted in addition to the stored keys.
+    #[arg(long, env = "HOOKD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Permit plain http:// webhook URLs (LAN receivers, tests) [default: false].
+    #[arg(long, env = "HOOKD_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_http: Option<bool>,
+    /// Comma-separated CIDRs that webhook targets may resolve to although private or
+    /// loopback (e.g. the HIS at 10.1.2.0/24).
+    #[arg(long, env = "HOOKD_ALLOW_NETWORKS")]
+    pub allow_networks: Option<String>,
+    /// Comma-separated host names (or .suffixes) accepted although they match a refused
+    /// name rule (e.g. his.clinic.local); their addresses must still pass the address rule.
+    #[arg(long, env = "HOOKD_ALLOW_HOSTS")]
+    pub allow_hosts: Option<String>,
+    /// Per-attempt timeout in milliseconds [default: 10000].
+    #[arg(long, env = "HOOKD_DELIVERY_TIMEOUT_MS")]
+    pub delivery_timeout_ms: Option<u64>,
+    /// Max requests per second to one destination host, 0 = unlimited [default: 100].
+    #[arg(long, env = "HOOKD_HOST_RATE_LIMIT")]
+    pub host_rate_limit: Option<u32>,
+    /// Consecutive deliveries ending `failed` before a webhook is disabled, 0 = never
+    /// [default: 10].
+    #[arg(long, env = "HOOKD_AUTO_DISABLE_AFTER")]
+    pub auto_disable_after: Option<u32>,
+    /// Days to keep finished deliveries, attempts and event payloads [default: 30].
+    #[arg(long, env = "HOOKD_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Attempts one webhook may have in flight at once [default: 16].
+    #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<u32>,
+    /// Log format: `text` for people, `json` for collectors [default: text].
+    #[arg(long, env = "HOOKD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// Validated configuration: real types, units in the names.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Accepted beside stored keys; its audit id is `env`.
+    pub api_key: Option<String>,
+    /// The SSRF exceptions (http, networks, hosts).
+    pub network: NetworkPolicy,
+    pub delivery_timeout: Duration,
+    /// `None`: no per-host limit.
+    pub host_rate_limit: Option<NonZeroU32>,
+    /// 0: never auto-disable.
+    pub auto_disable_after: u32,
+    pub retention: Duration,
+    pub max_in_flight: NonZeroU32,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A setting that cannot be used, named as the operator wrote it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+fn bad(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        message: message.into(),
+    }
+}
+
+impl ServeArgs {
+    /// Fills what the command line left out from the `--config` file, if any.
+    pub fn with_file(self) -> Result<Self, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| bad("--config", format!("{}: {e}", path.display())))?;
+        let file: ServeArgs = toml::from_str(&text).map_err(|e| bad("--config", e.to_string()))?;
+        Ok(Self {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            api_key: self.api_key.or(file.api_key),
+            allow_http: self.allow_http.or(file.allow_http),
+            allow_networks: self.allow_networks.or(file.allow_networks),
+            allow_hosts: self.allow_hosts.or(file.allow_hosts),
+            delivery_timeout_ms: self.delivery_timeout_ms.or(file.delivery_timeout_ms),
+            host_rate_limit: self.host_rate_limit.or(file.host_rate_limit),
+            auto_disable_after: self.auto_disable_after.or(file.auto_disable_after),
+            retention_days: self.retention_days.or(file.retention_days),
+            max_in_flight: self.max_in_flight.or(file.max_in_flight),
+            log_format: self.log_format.or(file.log_format),
+        })
+    }
+
+    /// Validates every setting into [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let args = self.with_file()?;
+        let listen = args.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen = listen
+            .parse()
+            .map_err(|_| bad("HOOKD_LISTEN", format!("`{listen}` is not an address:port")))?;
+        let allow_networks = split_list(args.allow_networks.as_deref())
+            .map(|cidr| {
+                cidr.parse()
+                    .map_err(|_| bad("HOOKD_ALLOW_NETWORKS", format!("`{cidr}` is not a CIDR")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let allow_hosts = split_list(args.allow_hosts.as_deref())
+            .map(|host| {
+                HostRule::parse(host)
+                    .ok_or_else(|| bad("HOOKD_ALLOW_HOSTS", format!("`{host}` is not a host name")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let timeout_ms = args.delivery_timeout_ms.unwrap_or(10_000);
+        if !(100..=300_000).contains(&timeout_ms) {
+            return Err(bad("HOOKD_DELIVERY_TIMEOUT_MS", "must be 100 to 300000"));
+        }
+        let retention_days = args.retention_days.unwrap_or(30);
+        if retention_days == 0 {
+            return Err(bad("HOOKD_RETENTION_DAYS", "must be at least 1"));
+        }
+        let max_in_flight = NonZeroU32::new(args.max_in_flight.unwrap_or(16))
+            .filter(|n| n.get() <= 1024)
+            .ok_or_else(|| bad("HOOKD_MAX_IN_FLIGHT", "must be 1 to 1024"))?;
+        let log_format = match args.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(bad(
+                    "HOOKD_LOG_FORMAT",
+                    format!("`{other}` is not text or json"),
+                ));
+            }
+        };
+        if args.api_key.as_deref().is_some_and(|k| k.len() < 16) {
+            return Err(bad("HOOKD_API_KEY", "must be at least 16 characters"));
+        }
+        Ok(Config {
+            listen,
+            data_dir: args
+                .data_dir
+                .unwrap_or_else(|| Path::new("hookd-data").to_owned()),
+            api_key: args.api_key.filter(|k| !k.is_empty()),
+            network: NetworkPolicy {
+                allow_http: args.allow_http.unwrap_or(false),
+                allow_networks,
+                allow_hosts,
+            },
+            delivery_timeout: Duration::from_millis(timeout_ms),
+            host_rate_limit: NonZeroU32::new(args.host_rate_limit.unwrap_or(100)),
+            auto_disable_after: args.auto_disable_after.unwrap_or(10),
+            retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+            max_in_flight,
+            log_format,
+        })
+    }
+}
+
+fn split_list(text: Option<&str>) -> impl Iterator<Item = &str> {
+    text.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let config = ServeArgs::default().into_config().unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, Path::new("hookd-data"));
+        assert_eq!(config.delivery_timeout, Duration::from_secs(10));
+        assert_eq!(config.host_rate_limit.map(NonZeroU32::get), Some(100));
+        assert_eq!(config.auto_disable_after, 10);
+        assert_eq!(config.retention, Duration::from_secs(30 * 86_400));
+        assert!(!config.network.allow_http);
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_in_the_error() {
+        let args = ServeArgs {
+            allow_networks: Some("10.0.0.0/8, nonsense".into()),
+            ..ServeArgs::default()
+        };
+        let error = args.into_config().unwrap_err();
+        assert_eq!(error.setting, "HOOKD_ALLOW_NETWORKS");
+        assert!(error.to_string().contains("nonsense"));
+    }
+
+    #[test]
+    fn the_file_fills_only_what_flags_leave_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nhost_rate_limit = 0\nallow_http = true\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:7000".into()),
+            ..ServeArgs::default()
+        };
+        let config = args.into_config().unwrap();
+        assert_eq!(config.listen.port(), 7000);
+        assert_eq!(config.host_rate_limit, None);
+        assert!(config.network.allow_http);
+    }
+}

@@ -1,0 +1,267 @@
+//! Sending one attempt: the SSRF-safe HTTP client, the per-host rate limit and signing.
+//!
+//! Every request — scheduled, retried or a test — goes through [`Sender::attempt`], so the
+//! same rules apply to all: the URL's host is judged again (IP literals skip the resolver),
+//! every address DNS returns is judged at connect time, redirects are not followed, the
+//! per-host limit delays (never fails) the attempt, and the body is signed.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::retry::parse_retry_after;
+use super::signing;
+use crate::domain::ssrf::NetworkPolicy;
+use crate::domain::time::{Millis, now_ms};
+use crate::domain::{CustomHeaders, DeliveryId, Secret, WebhookUrl};
+
+/// Response bodies are kept up to this many bytes.
+pub const MAX_RESPONSE_BODY: usize = 4096;
+
+/// Where and how one webhook's requests go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: WebhookUrl,
+    /// Current secret first; a previous one while it still overlaps.
+    pub secrets: Vec<Secret>,
+    pub headers: CustomHeaders,
+}
+
+/// What one attempt saw. A receiver's error is an outcome here, not a Rust error.
+#[derive(Debug, Clone)]
+pub struct AttemptReport {
+    pub delivery_id: DeliveryId,
+    pub started_at: Millis,
+    pub duration_ms: u32,
+    pub status_code: Option<u16>,
+    /// `Retry-After` of a 429 or 503.
+    pub retry_after: Option<Duration>,
+    /// Transport or policy error (never containing the URL, body or secret).
+    pub error: Option<String>,
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+}
+
+impl AttemptReport {
+    pub fn succeeded(&self) -> bool {
+        self.status_code
+            .is_some_and(|code| (200..300).contains(&code))
+    }
+}
+
+type HostLimiter = DefaultKeyedRateLimiter<String>;
+
+/// The shared sending machinery: one pooled client and one per-host limiter for all
+/// webhooks. Cheap to clone.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    limiter: Option<Arc<HostLimiter>>,
+    policy: Arc<NetworkPolicy>,
+    user_agent: HeaderValue,
+}
+
+impl Sender {
+    pub fn new(
+        policy: NetworkPolicy,
+        timeout: Duration,
+        host_rate_limit: Option<NonZeroU32>,
+    ) -> reqwest::Result<Self> {
+        let policy = Arc::new(policy);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(SsrfResolver {
+                policy: policy.clone(),
+            })
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .build()?;
+        let limiter =
+            host_rate_limit.map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
+        let user_agent = HeaderValue::from_static(concat!("hookd/", env!("CARGO_PKG_VERSION")));
+        Ok(Self {
+            client,
+            limiter,
+            policy,
+            user_agent,
+        })
+    }
+
+    /// Drops rate-limit state of hosts not seen lately (call now and then).
+    pub fn forget_idle_hosts(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+        }
+    }
+
+    /// Makes one attempt of a delivery and reports what happened.
+    pub async fn attempt(
+        &self,
+        target: &Target,
+        delivery_id: DeliveryId,
+        event_type: &str,
+        body: &str,
+    ) -> AttemptReport {
+        let mut report = AttemptReport {
+            delivery_id,
+            started_at: now_ms(),
+            duration_ms: 0,
+            status_code: None,
+            retry_after: None,
+            error: None,
+            response_body: None,
+            response_truncated: false,
+        };
+        if let Err(message) = target.url.check_host(&self.policy) {
+            report.error = Some(format!("refused: {message}"));
+            return report;
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.until_key_ready(&target.url.host_key()).await;
+        }
+        report.started_at = now_ms();
+        let started = Instant::now();
+        let headers = self.headers(target, delivery_id, event_type, body);
+        let sent = self
+            .client
+            .post(target.url.as_url().clone())
+            .headers(headers)
+            .body(body.to_owned())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => read_response(response, &mut report).await,
+            Err(error) => report.error = Some(describe(&error)),
+        }
+        report.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        report
+    }
+
+    fn headers(
+        &self,
+        target: &Target,
+        delivery_id: DeliveryId,
+        event_type: &str,
+        body: &str,
+    ) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in target.headers.as_map() {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        let id = delivery_id.to_string();
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        };
+        set("content-type", "application/json");
+        set("x-webhook-event", event_type);
+        set("x-webhook-delivery", &id);
+        let timestamp = now_ms() / 1000;
+        if let Some(signed) = signing::sign(&target.secrets, &id, timestamp, body.as_bytes()) {
+            set("x-webhook-signature", &signed.x_webhook_signature);
+            set("webhook-id", &id);
+            set("webhook-timestamp", &timestamp.to_string());
+            set("webhook-signature", &signed.webhook_signature);
+        }
+        headers.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
+        headers
+    }
+}
+
+async fn read_response(mut response: reqwest::Response, report: &mut AttemptReport) {
+    let status = response.status().as_u16();
+    report.status_code = Some(status);
+    if status == 429 || status == 503 {
+        report.retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    }
+    if !(200..300).contains(&status) {
+        report.error = Some(format!("receiver answered HTTP {status}"));
+    }
+    let mut kept = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_RESPONSE_BODY - kept.len();
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    report.response_truncated = true;
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                if report.error.is_none() && !report.succeeded() {
+                    report.error = Some(describe(&error));
+                }
+                break;
+            }
+        }
+    }
+    if !kept.is_empty() {
+        report.response_body = Some(String::from_utf8_lossy(&kept).into_owned());
+    }
+}
+
+/// A transport error in words, without the URL (it may carry a token in its query).
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_redirect() {
+        "redirect refused"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    if cause.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+/// Resolves host names and keeps only addresses the policy permits: the connection can go
+/// nowhere else, which also defeats DNS rebinding.
+struct SsrfResolver {
+    policy: Arc<NetworkPolicy>,
+}
+
+impl Resolve for SsrfResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let permitted: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|addr| policy.permits_ip(addr.ip()))
+                .collect();
+            if permitted.is_empty() {
+                return Err(format!("{host} resolves to no permitted address").into());
+            }
+            Ok(Box::new(permitted.into_iter()) as Addrs)
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! The engine's handle for the rest of the server: start it, tell it about changes, send a
+//! test, drain it at shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ractor::{Actor, ActorRef};
+use tokio::task::JoinHandle;
+
+use super::supervisor::{Supervisor, SupervisorMsg, release_all_claims};
+use super::{DeliveryContext, attempt_record, next_step, test_event_body};
+use crate::domain::time::now_ms;
+use crate::domain::{DeliveryId, EventId, EventType, WebhookId};
+use crate::store::deliveries::{self, NewEvent};
+use crate::store::webhooks::Webhook;
+
+/// Handle to the running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    supervisor: ActorRef<SupervisorMsg>,
+    ctx: DeliveryContext,
+    /// Set once shutdown begins (readiness answers 503).
+    draining: Arc<AtomicBool>,
+}
+
+impl Engine {
+    /// Releases claims left by a previous process, then starts the supervisor, which
+    /// starts one actor per active webhook.
+    pub async fn start(ctx: DeliveryContext) -> anyhow::Result<(Self, JoinHandle<()>)> {
+        let released = release_all_claims(&ctx).await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "released deliveries that were in flight when the last process stopped"
+            );
+        }
+        let (supervisor, handle) = Actor::spawn(None, Supervisor, ctx.clone()).await?;
+        Ok((
+            Self {
+                supervisor,
+                ctx,
+                draining: Arc::new(AtomicBool::new(false)),
+            },
+            handle,
+        ))
+    }
+
+    /// New deliveries were queued for these webhooks.
+    pub fn wake(&self, webhooks: Vec<WebhookId>) {
+        if !webhooks.is_empty() {
+            let _ = self.supervisor.cast(SupervisorMsg::Wake(webhooks));
+        }
+    }
+
+    /// The webhook changed in the store (created, updated, enabled, disabled).
+    pub fn sync(&self, webhook: WebhookId) {
+        let _ = self.supervisor.cast(SupervisorMsg::Sync(webhook));
+    }
+
+    /// The webhook was deleted: returns once nothing of it is in flight.
+    pub async fn remove(&self, webhook: WebhookId) {
+        let _ = self
+            .supervisor
+            .call(|port| SupervisorMsg::Remove(webhook, port), None)
+            .await;
+    }
+
+    /// Number of delivery actors running.
+    pub async fn actor_count(&self) -> usize {
+        self.supervisor
+            .call(SupervisorMsg::CountActors, None)
+            .await
+            .ok()
+            .and_then(|r| r.success_or(()).ok())
+            .unwrap_or(0)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Sends a `webhook.test` event to the webhook now (active or not) through the same
+    /// path as every delivery, records the one attempt, never retries it.
+    pub async fn send_test(&self, webhook: &Webhook) -> crate::store::Result<DeliveryId> {
+        let now = now_ms();
+        let event_id = EventId::new();
+        let event = NewEvent {
+            id: event_id,
+            survey_id: webhook.survey_id,
+            event_type: EventType::WebhookTest,
+            payload: test_event_body(webhook, event_id, now),
+            created_at: now,
+        };
+        let lease_until = self.ctx.lease_until(now);
+        let hook = webhook.clone();
+        let delivery = self
+            .ctx
+            .store
+            .write(move |c| deliveries::create_test_delivery(c, &hook, &event, lease_until))
+            .await?;
+        let report = match self.ctx.target(webhook) {
+            Ok(target) => {
+                self.ctx
+                    .sender
+                    .attempt(
+                        &target,
+                        delivery.id,
+                        &delivery.event_type,
+                        &delivery.payload,
+                    )
+                    .await
+            }
+            Err(message) => super::client::AttemptReport {
+                delivery_id: delivery.id,
+                started_at: now_ms(),
+                duration_ms: 0,
+                status_code: None,
+                retry_after: None,
+                error: Some(format!("refused: {message}")),
+                response_body: None,
+                response_truncated: false,
+            },
+        };
+        let next = next_step(&report, &delivery, &webhook.retry_policy);
+        let record = attempt_record(&report, &delivery, webhook, next);
+        let outcome = if report.succeeded() {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        self.ctx.telemetry.attempt_finished(
+            outcome,
+            std::time::Duration::from_millis(u64::from(report.duration_ms)),
+        );
+        let limit = self.ctx.auto_disable_after;
+        self.ctx
+            .store
+            .write(move |c| deliveries::record_attempt(c, &record, limit, now_ms()))
+            .await?;
+        Ok(delivery.id)
+    }
+
+    /// Shutdown, in order: stop claiming, let attempts in flight finish (bounded by the
+    /// timeout) and record them, stop the actors, release any claim left.
+    pub async fn shutdown(&self, handle: JoinHandle<()>) {
+        self.draining.store(true, Ordering::Relaxed);
+        let _ = self.supervisor.call(SupervisorMsg::Drain, None).await;
+        self.supervisor.stop(None);
+        let _ = handle.await;
+        if let Err(error) = release_all_claims(&self.ctx).await {
+            tracing::error!(%error, "could not release claims at shutdown; they are released at the next start");
+        }
+    }
+
+    #[cfg(test)]
+    pub fn panic_actor(&self, webhook: WebhookId) {
+        let _ = self.supervisor.cast(SupervisorMsg::PanicActor(webhook));
+    }
+}

@@ -1,0 +1,117 @@
+//! The delivery engine: a supervisor actor runs one [`actor::WebhookActor`] per active
+//! webhook. Each actor owns its webhook's schedule: it claims due deliveries from the
+//! store, sends them through the shared [`client::Sender`] (per-host limit, signing, SSRF),
+//! and records each outcome in the store's group commit.
+//!
+//! Pure policies live beside it: [`retry`] (when to try again), [`signing`].
+
+pub mod actor;
+pub mod client;
+pub mod engine;
+pub mod retry;
+pub mod signing;
+pub mod supervisor;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use rand::RngExt;
+
+use crate::domain::time::{Millis, now_ms};
+use crate::domain::{EventType, RetryPolicy, WebhookUrl};
+use crate::store::Store;
+use crate::store::deliveries::{AttemptRecord, ClaimedDelivery, NextStep};
+use crate::store::webhooks::Webhook;
+use crate::telemetry::Telemetry;
+use client::{AttemptReport, Sender, Target};
+
+/// What every delivery actor shares: read-only settings and handles, no shared mutable state.
+#[derive(Clone)]
+pub struct DeliveryContext {
+    pub store: Store,
+    pub sender: Sender,
+    pub telemetry: Telemetry,
+    /// `HOOKD_AUTO_DISABLE_AFTER` (0 = never).
+    pub auto_disable_after: u32,
+    /// Attempts one webhook may have in flight.
+    pub max_in_flight: NonZeroU32,
+    /// Per-attempt timeout; also bounds how long a claim is leased.
+    pub delivery_timeout: Duration,
+    /// The SSRF policy, to parse stored URLs again with today's configuration.
+    pub network: crate::domain::ssrf::NetworkPolicy,
+}
+
+impl DeliveryContext {
+    /// How long a claim is held before it counts as abandoned (informational: claims of a
+    /// dead process are released at start-up).
+    pub fn lease_until(&self, now: Millis) -> Millis {
+        now + 2 * self.delivery_timeout.as_millis() as Millis + 60_000
+    }
+
+    /// The request target of a webhook as stored; an error if its URL no longer passes.
+    pub fn target(&self, webhook: &Webhook) -> Result<Target, String> {
+        Ok(Target {
+            url: WebhookUrl::parse(&webhook.url, &self.network)?,
+            secrets: webhook.signing_secrets(now_ms()),
+            headers: webhook.headers.clone(),
+        })
+    }
+}
+
+/// Decides what follows an attempt: success, a retry at a time, failure, or (410) disabling
+/// the webhook. Test deliveries are never retried.
+pub fn next_step(
+    report: &AttemptReport,
+    delivery: &ClaimedDelivery,
+    policy: &RetryPolicy,
+) -> NextStep {
+    if report.succeeded() {
+        return NextStep::Succeeded;
+    }
+    if report.status_code == Some(410) && !delivery.is_test {
+        return NextStep::DisableWebhook("receiver answered 410 Gone".into());
+    }
+    if delivery.is_test {
+        return NextStep::Failed;
+    }
+    let failure = delivery.attempt_count + 1 - delivery.schedule_base;
+    let jitter = rand::rng().random_range(-1.0..=1.0);
+    match retry::next_delay(policy, failure, jitter, report.retry_after) {
+        Some(delay) => NextStep::RetryAt(now_ms() + delay.as_millis() as Millis),
+        None => NextStep::Failed,
+    }
+}
+
+/// The store record of an attempt.
+pub fn attempt_record(
+    report: &AttemptReport,
+    delivery: &ClaimedDelivery,
+    webhook: &Webhook,
+    next: NextStep,
+) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id: delivery.id,
+        webhook_id: webhook.id,
+        attempt: delivery.attempt_count + 1,
+        started_at: report.started_at,
+        duration_ms: report.duration_ms,
+        status_code: report.status_code,
+        error: report.error.clone(),
+        response_body: report.response_body.clone(),
+        response_truncated: report.response_truncated,
+        next,
+        is_test: delivery.is_test,
+    }
+}
+
+/// The `webhook.test` event body.
+pub fn test_event_body(webhook: &Webhook, event_id: crate::domain::EventId, at: Millis) -> String {
+    serde_json::to_string(&serde_json::json!({
+        "surveyId": webhook.survey_id,
+        "eventType": EventType::WebhookTest.as_str(),
+        "eventId": event_id,
+        "timestamp": crate::domain::time::format_ms(at),
+        "data": {"webhookId": webhook.id, "message": "This is a test delivery from hookd."},
+    }))
+    .expect("plain JSON serialises")
+}

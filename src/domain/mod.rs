@@ -1,0 +1,12 @@
+//! Domain types: raw input becomes these once, at the boundary ("parse, don't validate").
+//!
+//! Handlers, actors and the store only see these types. Nothing here does I/O.
+
+pub mod ids;
+pub mod ssrf;
+pub mod survey;
+pub mod time;
+pub mod webhook;
+
+pub use ids::*;
+pub use webhook::{CustomHeaders, EventType, RetryPolicy, Secret, WebhookUrl};

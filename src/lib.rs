@@ -1,0 +1,169 @@
+//! # hookd
+//!
+//! A clinic's survey platform in one binary and one SQLite file: surveys, contacts,
+//! invitations and responses, and signed webhooks that tell the hospital information
+//! system (HIS) when a patient completes a survey — delivered at least once, through
+//! crashes, restarts, receiver outages and bad input.
+//!
+//! ## The rooms
+//!
+//! - [`config`] — the typed configuration of `hookd serve`, from flags, `HOOKD_*` and TOML.
+//! - [`domain`] — types that raw input becomes once: ids, webhook URL (with the SSRF rule),
+//!   secret, headers, retry policy, survey questions and answer validation. No I/O.
+//! - [`store`] — the only room that speaks SQL: a read pool and a group-commit writer over
+//!   the schema in `schema.sql`.
+//! - [`events`] — event bodies, serialised once.
+//! - [`delivery`] — the engine: a ractor supervisor with one actor per active webhook, the
+//!   SSRF-safe HTTP client with per-host rate limits, signing and the retry policy.
+//! - [`api`] — the axum HTTP API; handlers parse input and call the store and the engine.
+//! - [`telemetry`] — metrics and logs.
+//! - [`cli`] — the `hookd` command line (serve, keys, operators' commands).
+//!
+//! ## The life of an event
+//!
+//! 1. A patient completes a survey: `POST /api/surveys/{id}/responses` (kiosk) or
+//!    `POST /r/{token}`. The handler validates the answers against the survey.
+//! 2. In one store transaction: the response row, the event with its body serialised once
+//!    ([`events`]), and one `pending` delivery per active subscribed webhook
+//!    ([`store::deliveries::enqueue_event`]). The writer commits it durably (fsync, shared
+//!    with whatever else was waiting) before the API answers.
+//! 3. The handler wakes those webhooks' actors ([`delivery::engine::Engine::wake`]).
+//! 4. Each actor claims its due deliveries (`delivering`), waits for the destination host's
+//!    rate limit, signs the exact stored bytes and POSTs them
+//!    ([`delivery::client::Sender::attempt`]).
+//! 5. The outcome goes back to the store without blocking the actor: `succeeded`, `pending`
+//!    again at the retry time ([`delivery::retry`]), or `failed` when the policy is
+//!    exhausted (which may auto-disable the webhook). A crash before that record leaves the
+//!    claim, which the next start releases, so the attempt is made again.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod events;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::delivery::DeliveryContext;
+use crate::delivery::client::Sender;
+use crate::delivery::engine::Engine;
+use crate::domain::time::now_ms;
+use crate::store::{Store, control, keys};
+use crate::telemetry::Telemetry;
+
+/// How often the server looks for changes made by the command line.
+const CONTROL_POLL: Duration = Duration::from_millis(250);
+
+/// Runs the server on `listener` until `shutdown` resolves, then shuts down in order:
+/// stop accepting requests, stop claiming, let attempts in flight finish and record them,
+/// stop the actors, release claims, close the store.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config)?;
+    let store = Store::open(&config.data_dir).context("opening the database")?;
+    ensure_admin_key(&store, &config).await?;
+    let telemetry = Telemetry::new();
+    let sender = Sender::new(
+        config.network.clone(),
+        config.delivery_timeout,
+        config.host_rate_limit,
+    )?;
+    let ctx = DeliveryContext {
+        store: store.clone(),
+        sender: sender.clone(),
+        telemetry: telemetry.clone(),
+        auto_disable_after: config.auto_disable_after,
+        max_in_flight: config.max_in_flight,
+        delivery_timeout: config.delivery_timeout,
+        network: config.network.clone(),
+    };
+    let (engine, engine_task) = Engine::start(ctx).await?;
+    let state = api::AppState {
+        store: store.clone(),
+        engine: engine.clone(),
+        config: config.clone().into(),
+        telemetry,
+    };
+    let background = tokio::spawn(background(store.clone(), engine.clone(), sender));
+
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "hookd is serving");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+
+    tracing::info!("shutting down: draining attempts in flight");
+    background.abort();
+    engine.shutdown(engine_task).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// One server per data directory: a second one would claim the same deliveries.
+fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("hookd.lock");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another hookd server is using {}",
+            config.data_dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
+/// First start with no key at all: make an admin key, print it once, keep only its hash.
+async fn ensure_admin_key(store: &Store, config: &Config) -> anyhow::Result<()> {
+    if config.api_key.is_some() || store.read(keys::any_active).await? {
+        return Ok(());
+    }
+    let (key, secret) = store
+        .write(|c| keys::create(c, "bootstrap admin", now_ms()))
+        .await?;
+    println!(
+        "hookd: created the first admin API key (id {}); it is shown only this once:\n\n    {secret}\n",
+        key.id
+    );
+    Ok(())
+}
+
+/// Housekeeping while the server runs: pick up command-line changes, forget idle hosts.
+async fn background(store: Store, engine: Engine, sender: Sender) {
+    let mut ticks = tokio::time::interval(CONTROL_POLL);
+    let mut n: u64 = 0;
+    loop {
+        ticks.tick().await;
+        n += 1;
+        if let Err(error) = apply_control_signals(&store, &engine).await {
+            tracing::warn!(%error, "could not read control signals");
+        }
+        if n.is_multiple_of(240) {
+            sender.forget_idle_hosts();
+        }
+    }
+}
+
+async fn apply_control_signals(store: &Store, engine: &Engine) -> store::Result<()> {
+    if !store.read(control::any).await? {
+        return Ok(());
+    }
+    for webhook in store.write(control::take).await? {
+        engine.sync(webhook);
+        engine.wake(vec![webhook]);
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The store: the only room that speaks SQL.
+//!
+//! Every table lives in one SQLite file (`schema.sql`). Reads run on a small r2d2 pool;
+//! writes go through one writer thread that commits them in groups (see [`writer`]), so a
+//! burst of API calls or delivery outcomes shares one fsync'd commit instead of paying one
+//! each. The submodules are plain synchronous functions on a `&Connection`, named for
+//! intent; the async [`Store`] runs them off the executor threads, and the command line
+//! calls them directly.
+
+mod migrate;
+mod writer;
+
+pub mod audit;
+pub mod contacts;
+pub mod control;
+pub mod deliveries;
+pub mod keys;
+pub mod surveys;
+pub mod webhooks;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+pub use writer::Writer;
+
+/// Errors of the storage layer. The API maps them to its own error enum.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("connection pool error: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the database writer has stopped")]
+    WriterClosed,
+    #[error("the data directory {path} cannot be used: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the database was written by a newer hookd (schema version {found}, this build knows {known})"
+    )]
+    TooNew { found: i64, known: i64 },
+    /// A value refers to something that does not exist (a 422 on `field`).
+    #[error("{field} {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The row named does not exist (or not under the parent named).
+    #[error("not found")]
+    NotFound,
+    /// A limit or a state forbids the change; `code` is the API's stable error code.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// How many read connections the pool keeps beside the writer's.
+const READ_CONNECTIONS: u32 = 6;
+
+/// Handle to the database: a read pool and the group-commit writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    writer: Writer,
+}
+
+/// The database file inside a data directory.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("hookd.db")
+}
+
+/// Opens (creating if needed) the database of `data_dir` and brings its schema up to date.
+pub fn open_pool(data_dir: &Path) -> Result<Pool> {
+    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    // WAL mode is a property of the file: set it once, before several pooled connections
+    // race to set it on a new database.
+    configure(&mut Connection::open(database_path(data_dir))?)?;
+    let manager = SqliteConnectionManager::file(database_path(data_dir)).with_init(configure);
+    let pool = r2d2::Pool::builder()
+        .max_size(READ_CONNECTIONS + 1)
+        .build(manager)?;
+    migrate::run(&mut *pool.get()?)?;
+    Ok(pool)
+}
+
+/// Per-connection settings. `synchronous=FULL` makes every commit durable before the API
+/// answers; group commit (the writer) is what keeps that affordable.
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+}
+
+impl Store {
+    /// Opens the store of a data directory and starts its writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let pool = open_pool(data_dir)?;
+        let writer = Writer::start(pool.get()?)?;
+        Ok(Self { pool, writer })
+    }
+
+    /// Runs a read on a pooled connection, off the async executor.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || f(&*pool.get()?))
+            .await
+            .map_err(|_| StoreError::WriterClosed)?
+    }
+
+    /// Runs `f` inside the writer's next group transaction and answers once that
+    /// transaction is durably committed. An error from `f` rolls back `f` alone.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    /// Stops the writer after it has committed everything submitted so far.
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+
+    /// A pooled connection for synchronous callers (backup, tests).
+    pub fn connection(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// Reads a JSON column written by hookd.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Writes a JSON column.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data always serialises")
+}
+
+/// Runs `f` in one immediate transaction on a standalone connection: the command line's
+/// way to write while a server may be running (SQLite's busy timeout arbitrates).
+pub fn with_transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}

@@ -1,0 +1,168 @@
+//! Surveys and responses. Completing a response writes its event and deliveries in the
+//! same transaction (see [`super::deliveries::enqueue_event`]).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::{Map, Value};
+
+use super::{Result, StoreError, from_json, to_json};
+use crate::domain::survey::Question;
+use crate::domain::time::Millis;
+use crate::domain::{ContactId, InvitationId, ResponseId, SurveyId};
+
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub id: SurveyId,
+    pub title: String,
+    pub questions: Vec<Question>,
+    pub created_at: Millis,
+}
+
+fn survey_from_row(row: &Row<'_>) -> rusqlite::Result<(Survey, String)> {
+    Ok((
+        Survey {
+            id: row.get(0)?,
+            title: row.get(1)?,
+            questions: Vec::new(),
+            created_at: row.get(3)?,
+        },
+        row.get(2)?,
+    ))
+}
+
+fn decode_survey((mut survey, questions): (Survey, String)) -> Result<Survey> {
+    survey.questions = from_json(&questions)?;
+    Ok(survey)
+}
+
+pub fn insert(
+    conn: &Connection,
+    title: &str,
+    questions: &[Question],
+    now: Millis,
+) -> Result<Survey> {
+    let id = SurveyId::new();
+    conn.prepare_cached(
+        "INSERT INTO surveys (id, title, questions, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id, title, to_json(questions), now])?;
+    get(conn, id)
+}
+
+pub fn get(conn: &Connection, id: SurveyId) -> Result<Survey> {
+    let row = conn
+        .prepare_cached("SELECT id, title, questions, created_at FROM surveys WHERE id = ?1")?
+        .query_row([id], survey_from_row)
+        .optional()?;
+    decode_survey(row.ok_or(StoreError::NotFound)?)
+}
+
+/// `NotFound` unless the survey exists.
+pub fn require(conn: &Connection, id: SurveyId) -> Result<()> {
+    conn.prepare_cached("SELECT 1 FROM surveys WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Surveys in creation order, after the cursor.
+pub fn list(conn: &Connection, after: Option<SurveyId>, limit: u32) -> Result<Vec<Survey>> {
+    let after = after.map(|id| id.to_string()).unwrap_or_default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, title, questions, created_at FROM surveys WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], survey_from_row)?;
+    rows.map(|row| decode_survey(row?)).collect()
+}
+
+/// A response as stored.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub id: ResponseId,
+    pub survey_id: SurveyId,
+    pub contact_id: Option<ContactId>,
+    pub invitation_id: Option<InvitationId>,
+    pub completed: bool,
+    pub answers: Map<String, Value>,
+    pub embedded_data: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+    pub started_at: Millis,
+    pub completed_at: Option<Millis>,
+}
+
+const RESPONSE_COLUMNS: &str = "id, survey_id, contact_id, invitation_id, status, answers, \
+    embedded_data, metadata, started_at, completed_at";
+
+fn response_from_row(row: &Row<'_>) -> rusqlite::Result<(Response, [String; 3])> {
+    Ok((
+        Response {
+            id: row.get(0)?,
+            survey_id: row.get(1)?,
+            contact_id: row.get(2)?,
+            invitation_id: row.get(3)?,
+            completed: row.get::<_, String>(4)? == "completed",
+            answers: Map::new(),
+            embedded_data: Map::new(),
+            metadata: Map::new(),
+            started_at: row.get(8)?,
+            completed_at: row.get(9)?,
+        },
+        [row.get(5)?, row.get(6)?, row.get(7)?],
+    ))
+}
+
+fn decode_response(
+    (mut r, [answers, embedded, metadata]): (Response, [String; 3]),
+) -> Result<Response> {
+    r.answers = from_json(&answers)?;
+    r.embedded_data = from_json(&embedded)?;
+    r.metadata = from_json(&metadata)?;
+    Ok(r)
+}
+
+/// Writes a response row as it is now (insert or replace by id).
+pub fn save_response(conn: &Connection, r: &Response) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO responses ({RESPONSE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, answers = excluded.answers, \
+         embedded_data = excluded.embedded_data, metadata = excluded.metadata, \
+         completed_at = excluded.completed_at"
+    ))?
+    .execute(params![
+        r.id,
+        r.survey_id,
+        r.contact_id,
+        r.invitation_id,
+        if r.completed { "completed" } else { "started" },
+        to_json(&r.answers),
+        to_json(&r.embedded_data),
+        to_json(&r.metadata),
+        r.started_at,
+        r.completed_at,
+    ])?;
+    Ok(())
+}
+
+/// A response of a survey (`NotFound` under another survey).
+pub fn get_response(conn: &Connection, survey_id: SurveyId, id: ResponseId) -> Result<Response> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {RESPONSE_COLUMNS} FROM responses WHERE id = ?1 AND survey_id = ?2"
+        ))?
+        .query_row(params![id, survey_id], response_from_row)
+        .optional()?;
+    decode_response(row.ok_or(StoreError::NotFound)?)
+}
+
+/// The response begun through an invitation, if any.
+pub fn response_for_invitation(
+    conn: &Connection,
+    invitation_id: InvitationId,
+) -> Result<Option<Response>> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {RESPONSE_COLUMNS} FROM responses WHERE invitation_id = ?1"
+        ))?
+        .query_row([invitation_id], response_from_row)
+        .optional()?;
+    row.map(decode_response).transpose()
+}

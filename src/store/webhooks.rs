@@ -1,0 +1,339 @@
+//! Webhook rows: registration, changes, and the engine's view of who subscribes to what.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Result, StoreError, from_json, to_json};
+use crate::domain::time::{Millis, now_ms};
+use crate::domain::{
+    CustomHeaders, EventType, RetryPolicy, Secret, SurveyId, WebhookId, WebhookUrl,
+};
+
+/// Most webhooks a survey may have.
+pub const MAX_PER_SURVEY: i64 = 10;
+/// How long a replaced secret keeps signing beside the new one.
+pub const SECRET_OVERLAP_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// A webhook as stored.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub survey_id: SurveyId,
+    pub name: String,
+    /// As registered; parsed again with the current policy before each request.
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub secret: Option<Secret>,
+    /// The replaced secret and when it stops signing.
+    pub previous_secret: Option<(Secret, Millis)>,
+    pub headers: CustomHeaders,
+    pub is_active: bool,
+    pub retry_policy: RetryPolicy,
+    pub consecutive_failures: u32,
+    pub disabled_at: Option<Millis>,
+    pub disabled_reason: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl Webhook {
+    /// The secrets that sign a request sent at `now`: the current one first.
+    pub fn signing_secrets(&self, now: Millis) -> Vec<Secret> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|(_, until)| *until > now)
+            .map(|(secret, _)| secret.clone());
+        self.secret.iter().cloned().chain(previous).collect()
+    }
+}
+
+/// A webhook to register, already validated.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub survey_id: SurveyId,
+    pub name: String,
+    pub url: WebhookUrl,
+    pub events: Vec<EventType>,
+    pub secret: Option<Secret>,
+    pub headers: CustomHeaders,
+    pub is_active: bool,
+    pub retry_policy: RetryPolicy,
+}
+
+/// A partial update; `None` leaves a field as it is. `secret: Some(None)` removes it.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPatch {
+    pub name: Option<String>,
+    pub url: Option<WebhookUrl>,
+    pub events: Option<Vec<EventType>>,
+    pub secret: Option<Option<Secret>>,
+    pub headers: Option<CustomHeaders>,
+    pub is_active: Option<bool>,
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+const COLUMNS: &str = "id, survey_id, name, url, events, secret, previous_secret, \
+    previous_secret_expires_at, headers, is_active, retry_policy, consecutive_failures, \
+    disabled_at, disabled_reason, created_at, updated_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<(Webhook, [String; 3])> {
+    let previous: Option<String> = row.get(6)?;
+    let previous_until: Option<Millis> = row.get(7)?;
+    Ok((
+        Webhook {
+            id: row.get(0)?,
+            survey_id: row.get(1)?,
+            name: row.get(2)?,
+            url: row.get(3)?,
+            events: Vec::new(),
+            secret: row.get::<_, Option<String>>(5)?.map(Secret::from_stored),
+            previous_secret: previous
+                .zip(previous_until)
+                .map(|(s, t)| (Secret::from_stored(s), t)),
+            headers: CustomHeaders::default(),
+            is_active: row.get(9)?,
+            retry_policy: RetryPolicy::default(),
+            consecutive_failures: row.get(11)?,
+            disabled_at: row.get(12)?,
+            disabled_reason: row.get(13)?,
+            created_at: row.get(14)?,
+            updated_at: row.get(15)?,
+        },
+        [row.get(4)?, row.get(8)?, row.get(10)?],
+    ))
+}
+
+/// Finishes a row: decodes its JSON columns.
+fn decode((mut hook, [events, headers, policy]): (Webhook, [String; 3])) -> Result<Webhook> {
+    let names: Vec<String> = from_json(&events)?;
+    hook.events = names.iter().filter_map(|n| EventType::parse(n)).collect();
+    hook.headers = CustomHeaders::from_stored(from_json(&headers)?);
+    hook.retry_policy = RetryPolicy::from_stored(from_json(&policy)?);
+    Ok(hook)
+}
+
+fn query(conn: &Connection, filter: &str, params: impl rusqlite::Params) -> Result<Vec<Webhook>> {
+    let sql = format!("SELECT {COLUMNS} FROM webhooks {filter}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params, from_row)?;
+    rows.map(|row| decode(row?)).collect()
+}
+
+fn event_names(events: &[EventType]) -> String {
+    to_json(&events.iter().map(|e| e.as_str()).collect::<Vec<_>>())
+}
+
+/// Registers a webhook; 409 past [`MAX_PER_SURVEY`], not found for an unknown survey.
+pub fn insert(conn: &Connection, new: &NewWebhook) -> Result<Webhook> {
+    super::surveys::require(conn, new.survey_id)?;
+    let count: i64 = conn.query_row(
+        "SELECT count(*) FROM webhooks WHERE survey_id = ?1",
+        [new.survey_id],
+        |row| row.get(0),
+    )?;
+    if count >= MAX_PER_SURVEY {
+        return Err(StoreError::Conflict {
+            code: "limit_exceeded",
+            message: format!("a survey has at most {MAX_PER_SURVEY} webhooks"),
+        });
+    }
+    let id = WebhookId::new();
+    let now = now_ms();
+    conn.prepare_cached(
+        "INSERT INTO webhooks (id, survey_id, name, url, events, secret, headers, is_active, \
+         retry_policy, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+    )?
+    .execute(params![
+        id,
+        new.survey_id,
+        new.name,
+        new.url.as_str(),
+        event_names(&new.events),
+        new.secret.as_ref().map(Secret::expose),
+        to_json(new.headers.as_map()),
+        new.is_active,
+        to_json(new.retry_policy.delays()),
+        now,
+    ])?;
+    get(conn, new.survey_id, id)
+}
+
+/// The webhook `id` of survey `survey_id`.
+pub fn get(conn: &Connection, survey_id: SurveyId, id: WebhookId) -> Result<Webhook> {
+    query(
+        conn,
+        "WHERE id = ?1 AND survey_id = ?2",
+        params![id, survey_id],
+    )?
+    .pop()
+    .ok_or(StoreError::NotFound)
+}
+
+/// The webhook `id`, whatever its survey.
+pub fn find(conn: &Connection, id: WebhookId) -> Result<Option<Webhook>> {
+    Ok(query(conn, "WHERE id = ?1", [id])?.pop())
+}
+
+/// A survey's webhooks in creation order, after the cursor.
+pub fn list(
+    conn: &Connection,
+    survey_id: SurveyId,
+    after: Option<WebhookId>,
+    limit: u32,
+) -> Result<Vec<Webhook>> {
+    super::surveys::require(conn, survey_id)?;
+    let after = after.map(|id| id.to_string()).unwrap_or_default();
+    query(
+        conn,
+        "WHERE survey_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        params![survey_id, after, limit],
+    )
+}
+
+/// Every webhook, for operators.
+pub fn list_all(conn: &Connection) -> Result<Vec<Webhook>> {
+    query(conn, "ORDER BY id", [])
+}
+
+/// The active webhooks: the ones that get a delivery actor.
+pub fn list_active(conn: &Connection) -> Result<Vec<Webhook>> {
+    query(conn, "WHERE is_active = 1 ORDER BY id", [])
+}
+
+/// Applies a patch. Returns the webhook after the change and whether it went from inactive
+/// to active (its paused deliveries resume). A changed secret keeps the old one signing for
+/// [`SECRET_OVERLAP_MS`].
+pub fn update(
+    conn: &Connection,
+    survey_id: SurveyId,
+    id: WebhookId,
+    patch: &WebhookPatch,
+) -> Result<(Webhook, bool)> {
+    let before = get(conn, survey_id, id)?;
+    let now = now_ms();
+    let name = patch.name.clone().unwrap_or_else(|| before.name.clone());
+    let url = patch
+        .url
+        .as_ref()
+        .map_or(before.url.clone(), |u| u.as_str().to_owned());
+    let events = patch
+        .events
+        .clone()
+        .unwrap_or_else(|| before.events.clone());
+    let headers = patch
+        .headers
+        .clone()
+        .unwrap_or_else(|| before.headers.clone());
+    let policy = patch
+        .retry_policy
+        .clone()
+        .unwrap_or_else(|| before.retry_policy.clone());
+    let (secret, previous) = match &patch.secret {
+        Some(new) if *new != before.secret => {
+            let previous = before
+                .secret
+                .clone()
+                .map(|old| (old, now + SECRET_OVERLAP_MS));
+            (new.clone(), previous)
+        }
+        _ => (before.secret.clone(), before.previous_secret.clone()),
+    };
+    let is_active = patch.is_active.unwrap_or(before.is_active);
+    let resumed = is_active && !before.is_active;
+    let (disabled_at, disabled_reason, failures) = if is_active {
+        (
+            None,
+            None,
+            if resumed {
+                0
+            } else {
+                before.consecutive_failures
+            },
+        )
+    } else {
+        (
+            before.disabled_at,
+            before.disabled_reason.clone(),
+            before.consecutive_failures,
+        )
+    };
+    conn.prepare_cached(
+        "UPDATE webhooks SET name = ?2, url = ?3, events = ?4, secret = ?5, previous_secret = ?6, \
+         previous_secret_expires_at = ?7, headers = ?8, is_active = ?9, retry_policy = ?10, \
+         consecutive_failures = ?11, disabled_at = ?12, disabled_reason = ?13, updated_at = ?14 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        name,
+        url,
+        event_names(&events),
+        secret.as_ref().map(Secret::expose),
+        previous.as_ref().map(|(s, _)| s.expose()),
+        previous.as_ref().map(|(_, t)| *t),
+        to_json(headers.as_map()),
+        is_active,
+        to_json(policy.delays()),
+        failures,
+        disabled_at,
+        disabled_reason,
+        now,
+    ])?;
+    Ok((get(conn, survey_id, id)?, resumed))
+}
+
+/// Re-enables a webhook by id (operators); `NotFound` if it does not exist.
+pub fn enable(conn: &Connection, id: WebhookId) -> Result<(Webhook, bool)> {
+    let hook = find(conn, id)?.ok_or(StoreError::NotFound)?;
+    let patch = WebhookPatch {
+        is_active: Some(true),
+        ..WebhookPatch::default()
+    };
+    update(conn, hook.survey_id, id, &patch)
+}
+
+/// Deletes a webhook with its deliveries and attempts (cascade).
+pub fn delete(conn: &Connection, survey_id: SurveyId, id: WebhookId) -> Result<()> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM webhooks WHERE id = ?1 AND survey_id = ?2")?
+        .execute(params![id, survey_id])?;
+    if deleted == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// Turns a webhook off: it keeps its pending deliveries, paused, until re-enabled.
+pub fn disable(conn: &Connection, id: WebhookId, reason: &str, now: Millis) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhooks SET is_active = 0, disabled_at = ?2, disabled_reason = ?3, updated_at = ?2 \
+             WHERE id = ?1 AND is_active = 1",
+        )?
+        .execute(params![id, now, reason])?;
+    Ok(changed > 0)
+}
+
+/// The active webhooks of a survey subscribed to `event_type`.
+pub fn active_subscribers(
+    conn: &Connection,
+    survey_id: SurveyId,
+    event_type: EventType,
+) -> Result<Vec<WebhookId>> {
+    let pattern = format!("%\"{}\"%", event_type.as_str());
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM webhooks WHERE survey_id = ?1 AND is_active = 1 AND events LIKE ?2 ORDER BY id",
+    )?;
+    let ids = stmt.query_map(params![survey_id, pattern], |row| row.get(0))?;
+    Ok(ids.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether a survey has this webhook (for routes nested under a survey).
+pub fn exists(conn: &Connection, survey_id: SurveyId, id: WebhookId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM webhooks WHERE id = ?1 AND survey_id = ?2")?
+        .query_row(params![id, survey_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}

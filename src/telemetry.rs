@@ -1,0 +1,111 @@
+//! Metrics and logging set-up. Metrics go to a Prometheus recorder owned by this server
+//! instance (not a process-global one), so several servers can run in one test process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Unit, counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+
+use crate::config::LogFormat;
+
+/// Attempt-duration buckets in seconds: loopback receivers to the 10 s default timeout.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Handle to this server's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Telemetry {
+    recorder: Arc<PrometheusRecorder>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(DURATION_BUCKETS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let telemetry = Self {
+            recorder: Arc::new(recorder),
+        };
+        telemetry.with(|| {
+            metrics::describe_counter!(
+                "hookd_deliveries_total",
+                "Finished attempts by outcome (succeeded, retry, failed, disabled)."
+            );
+            metrics::describe_histogram!(
+                "hookd_attempt_duration_seconds",
+                Unit::Seconds,
+                "Duration of HTTP attempts."
+            );
+            metrics::describe_gauge!("hookd_queue_depth", "Deliveries by status.");
+            metrics::describe_gauge!(
+                "hookd_oldest_pending_age_seconds",
+                Unit::Seconds,
+                "Age of the oldest due pending delivery."
+            );
+            metrics::describe_gauge!(
+                "hookd_disabled_webhooks",
+                "Webhooks disabled (by failures or 410)."
+            );
+            metrics::describe_gauge!("hookd_delivery_actors", "Delivery actors running.");
+        });
+        telemetry
+    }
+
+    fn with(&self, f: impl FnOnce()) {
+        metrics::with_local_recorder(&*self.recorder, f);
+    }
+
+    /// One attempt finished with `outcome`.
+    pub fn attempt_finished(&self, outcome: &'static str, duration: Duration) {
+        self.with(|| {
+            counter!("hookd_deliveries_total", "outcome" => outcome).increment(1);
+            histogram!("hookd_attempt_duration_seconds").record(duration.as_secs_f64());
+        });
+    }
+
+    /// Sets the gauges read from the store at scrape time.
+    pub fn set_queue(
+        &self,
+        depth: &[(&'static str, u64)],
+        oldest_pending_secs: f64,
+        disabled: u64,
+        actors: u64,
+    ) {
+        self.with(|| {
+            for (status, count) in depth {
+                gauge!("hookd_queue_depth", "status" => *status).set(*count as f64);
+            }
+            gauge!("hookd_oldest_pending_age_seconds").set(oldest_pending_secs);
+            gauge!("hookd_disabled_webhooks").set(disabled as f64);
+            gauge!("hookd_delivery_actors").set(actors as f64);
+        });
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        self.recorder.handle().render()
+    }
+}
+
+/// Installs the process's log subscriber (human text or JSON). Logs never carry payloads,
+/// answers or secrets: those types are not logged anywhere, and `Secret`'s Debug hides it.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
