@@ -1,0 +1,230 @@
+//! Test harness: the real server on port 0 with its own temp database, a real receiver on
+//! loopback, the real binary for crash tests, and polling waits instead of fixed sleeps.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod receiver;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hookd::config::ServeArgs;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use receiver::{Receiver, Reply};
+
+/// The admin key every test server accepts.
+pub const KEY: &str = "test-admin-key-0123456789";
+
+/// Settings for tests: loopback receivers allowed, no rate limit, short timeout.
+pub fn test_args(data_dir: &Path) -> ServeArgs {
+    ServeArgs {
+        data_dir: Some(data_dir.to_owned()),
+        api_key: Some(KEY.into()),
+        allow_http: Some(true),
+        allow_networks: Some("127.0.0.0/8".into()),
+        host_rate_limit: Some(0),
+        delivery_timeout_ms: Some(2000),
+        ..ServeArgs::default()
+    }
+}
+
+/// A running server in this process.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    dir: Option<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts a server on a fresh temp database with [`test_args`].
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let args = test_args(dir.path());
+    spawn_app_with(args, Some(dir)).await
+}
+
+/// Starts a server with these settings (the listener is always port 0).
+pub async fn spawn_app_with(args: ServeArgs, dir: Option<TempDir>) -> TestApp {
+    let config = args.into_config().expect("test settings are valid");
+    let data_dir = config.data_dir.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(hookd::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    let app = TestApp {
+        addr,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        data_dir,
+        dir,
+        shutdown: Some(shutdown),
+        task: Some(task),
+    };
+    wait_until(
+        "the server answers /readyz",
+        Duration::from_secs(10),
+        || async {
+            app.client
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        },
+    )
+    .await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request with the admin key; answers the status and the JSON body (Null if none).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a survey with a required rating and an optional text question; returns its id.
+    pub async fn create_survey(&self) -> String {
+        let (status, body) = self
+            .post(
+                "/api/surveys",
+                json!({"title": "Discharge survey", "questions": [
+                    {"id": "stars", "type": "rating", "text": "How was your stay?", "required": true},
+                    {"id": "note", "type": "text", "text": "Anything else?"}
+                ]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers a webhook to `url` for completed responses; returns its id.
+    pub async fn create_webhook(&self, survey: &str, url: &str, extra: Value) -> String {
+        let mut body = json!({"name": "HIS", "url": url, "events": ["survey.response_completed"]});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            body[k] = v;
+        }
+        let (status, created) = self
+            .post(&format!("/api/surveys/{survey}/webhooks"), body)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Submits a completed kiosk response; returns its id.
+    pub async fn complete_response(&self, survey: &str, stars: u8) -> String {
+        let (status, body) = self
+            .post(
+                &format!("/api/surveys/{survey}/responses"),
+                json!({"answers": {"stars": {"value": stars}}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The webhook's deliveries (newest first), up to 200.
+    pub async fn deliveries(&self, survey: &str, webhook: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!(
+                "/api/surveys/{survey}/webhooks/{webhook}/deliveries?limit=200"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().unwrap().clone()
+    }
+
+    /// Stops the server as SIGTERM would and waits for it; keeps the data directory.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let dir = self.dir.take();
+        let args = test_args(&self.data_dir);
+        spawn_app_with(args, dir).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Polls `check` until it holds, failing the test after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The real `hookd` binary, for crash and signal tests.
+pub fn hookd_binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+}
+
+/// A free loopback port (for the binary, which cannot be handed a listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

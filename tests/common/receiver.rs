@@ -1,0 +1,176 @@
+//! A real HTTP receiver on loopback that records every request and answers as the test
+//! scripts it: fail N times, 429 with Retry-After, 410, 301, sleep, large bodies.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// How to answer one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn ok() -> Self {
+        Self::status(200)
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+type Script = Box<dyn Fn(&Recorded, usize) -> Reply + Send + Sync>;
+
+#[derive(Clone)]
+struct Shared {
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    script: Arc<Mutex<Script>>,
+}
+
+/// The receiver. `script(request, n)` decides each answer; `n` counts requests from 0.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    shared: Shared,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// A receiver that answers 200 to everything.
+    pub async fn start() -> Self {
+        Self::scripted(|_, _| Reply::ok()).await
+    }
+
+    pub async fn scripted(
+        script: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let shared = Shared {
+            requests: Arc::default(),
+            script: Arc::new(Mutex::new(Box::new(script))),
+        };
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            addr,
+            shared,
+            _task: task,
+        }
+    }
+
+    /// Changes how the receiver answers from now on (a receiver "heals").
+    pub fn set_script(&self, script: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static) {
+        *self.shared.script.lock().unwrap() = Box::new(script);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.shared.requests.lock().unwrap().len()
+    }
+
+    /// How many requests carried each `X-Webhook-Delivery` id.
+    pub fn per_delivery(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for request in self.requests() {
+            *counts
+                .entry(request.header("x-webhook-delivery").unwrap_or_default())
+                .or_default() += 1;
+        }
+        counts
+    }
+}
+
+async fn record(
+    State(shared): State<Shared>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let recorded = Recorded {
+        path: uri.path().to_owned(),
+        headers,
+        body,
+        at: Instant::now(),
+    };
+    let reply = {
+        let mut requests = shared.requests.lock().unwrap();
+        let n = requests.len();
+        requests.push(recorded.clone());
+        (shared.script.lock().unwrap())(&recorded, n)
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    for (name, value) in reply.headers {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            axum::http::HeaderValue::from_str(&value).unwrap(),
+        );
+    }
+    response
+}
