@@ -1,6 +1,6 @@
 //! Test harness: the real server on port 0 with its own temp database, a real receiver on
 //! loopback, the real binary for crash tests, and polling waits instead of fixed sleeps.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of the harness
 
 pub mod receiver;
 
