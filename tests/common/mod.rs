@@ -2,6 +2,7 @@
 //! loopback, the real binary for crash tests, and polling waits instead of fixed sleeps.
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of the harness
 
+pub mod browser;
 pub mod receiver;
 
 use std::net::SocketAddr;
