@@ -229,3 +229,13 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Sends a signal (`TERM`, `KILL`, `INT`) to a child process with the system's `kill`.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
