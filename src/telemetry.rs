@@ -56,6 +56,10 @@ impl Telemetry {
                 "Webhooks disabled (by failures or 410)."
             );
             metrics::describe_gauge!("hookd_delivery_actors", "Delivery actors running.");
+            metrics::describe_counter!(
+                "hookd_actor_restarts_total",
+                "Delivery actors restarted after a failure."
+            );
         });
         telemetry
     }
@@ -70,6 +74,11 @@ impl Telemetry {
             counter!("hookd_deliveries_total", "outcome" => outcome).increment(1);
             histogram!("hookd_attempt_duration_seconds").record(duration.as_secs_f64());
         });
+    }
+
+    /// The supervisor restarted a failed delivery actor.
+    pub fn actor_restarted(&self) {
+        self.with(|| counter!("hookd_actor_restarts_total").increment(1));
     }
 
     /// Sets the gauges read from the store at scrape time.

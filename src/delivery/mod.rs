@@ -115,3 +115,6 @@ pub fn test_event_body(webhook: &Webhook, event_id: crate::domain::EventId, at: 
     }))
     .expect("plain JSON serialises")
 }
+
+#[cfg(test)]
+mod tests;

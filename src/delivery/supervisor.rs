@@ -79,27 +79,7 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Sync(id) => {
-                if state.draining {
-                    return Ok(());
-                }
-                match state
-                    .ctx
-                    .store
-                    .read(move |conn| webhooks::find(conn, id))
-                    .await?
-                {
-                    Some(webhook) if webhook.is_active => match state.actors.get(&id) {
-                        Some(actor) => actor.cast(WebhookMsg::Reconfigure(Box::new(webhook)))?,
-                        None => state.start(&me, webhook).await?,
-                    },
-                    _ => {
-                        if let Some(actor) = state.forget(id) {
-                            actor.cast(WebhookMsg::Drain(None))?;
-                        }
-                    }
-                }
-            }
+            SupervisorMsg::Sync(id) => state.sync(&me, id).await?,
             SupervisorMsg::Wake(ids) => {
                 for id in ids {
                     if let Some(actor) = state.actors.get(&id) {
@@ -166,9 +146,8 @@ impl Actor for Supervisor {
                     .store
                     .write(move |conn| deliveries::release_webhook_claims(conn, id))
                     .await?;
-                if !state.draining {
-                    me.cast(SupervisorMsg::Sync(id))?;
-                }
+                state.sync(&me, id).await?;
+                state.ctx.telemetry.actor_restarted();
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some(id) = state.owners.remove(&cell.get_id()) {
@@ -182,6 +161,35 @@ impl Actor for Supervisor {
 }
 
 impl SupervisorState {
+    /// Brings one webhook's actor in line with the store: start it if the webhook is
+    /// active, hand it new settings, or pause it (drain, then stop) if inactive or gone.
+    async fn sync(
+        &mut self,
+        me: &ActorRef<SupervisorMsg>,
+        id: WebhookId,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.draining {
+            return Ok(());
+        }
+        match self
+            .ctx
+            .store
+            .read(move |conn| webhooks::find(conn, id))
+            .await?
+        {
+            Some(webhook) if webhook.is_active => match self.actors.get(&id) {
+                Some(actor) => actor.cast(WebhookMsg::Reconfigure(Box::new(webhook)))?,
+                None => self.start(me, webhook).await?,
+            },
+            _ => {
+                if let Some(actor) = self.forget(id) {
+                    actor.cast(WebhookMsg::Drain(None))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn start(
         &mut self,
         me: &ActorRef<SupervisorMsg>,

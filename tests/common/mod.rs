@@ -34,10 +34,16 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
     }
 }
 
+/// A client of one server's API, with the admin key.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
 /// A running server in this process.
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub client: reqwest::Client,
+    pub api: Api,
     pub data_dir: PathBuf,
     dir: Option<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -63,7 +69,7 @@ pub async fn spawn_app_with(args: ServeArgs, dir: Option<TempDir>) -> TestApp {
     }));
     let app = TestApp {
         addr,
-        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        api: Api::new(&format!("http://{addr}")),
         data_dir,
         dir,
         shutdown: Some(shutdown),
@@ -84,9 +90,23 @@ pub async fn spawn_app_with(args: ServeArgs, dir: Option<TempDir>) -> TestApp {
     app
 }
 
-impl TestApp {
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}{}", self.base, path)
     }
 
     /// Sends a request with the admin key; answers the status and the JSON body (Null if none).
@@ -172,7 +192,9 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{body}");
         body["items"].as_array().unwrap().clone()
     }
+}
 
+impl TestApp {
     /// Stops the server as SIGTERM would and waits for it; keeps the data directory.
     pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -238,4 +260,67 @@ pub fn send_signal(child: &std::process::Child, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -{signal} failed");
+}
+
+/// The real binary serving on a free loopback port, for crash and signal tests.
+pub struct ProcessApp {
+    pub api: Api,
+    pub child: std::process::Child,
+}
+
+impl std::ops::Deref for ProcessApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl ProcessApp {
+    /// Starts `hookd serve` on `data_dir` with the test settings and waits until it is ready.
+    pub async fn start(data_dir: &Path) -> Self {
+        let port = free_port();
+        let child = hookd_binary()
+            .arg("serve")
+            .env("HOOKD_DATA_DIR", data_dir)
+            .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKD_API_KEY", KEY)
+            .env("HOOKD_ALLOW_HTTP", "true")
+            .env("HOOKD_ALLOW_NETWORKS", "127.0.0.0/8")
+            .env("HOOKD_HOST_RATE_LIMIT", "0")
+            .env("HOOKD_DELIVERY_TIMEOUT_MS", "5000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let app = Self {
+            api: Api::new(&format!("http://127.0.0.1:{port}")),
+            child,
+        };
+        wait_until(
+            "the binary answers /readyz",
+            Duration::from_secs(20),
+            || async {
+                app.client
+                    .get(app.url("/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await;
+        app
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit status.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        send_signal(&self.child, signal);
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ProcessApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
