@@ -209,7 +209,7 @@ impl WebhookState {
         let lease_until = self.ctx.lease_until(now_ms());
         tokio::spawn(async move {
             let result = store
-                .write(move |conn| {
+                .write_relaxed(move |conn| {
                     let now = now_ms();
                     let claimed = deliveries::claim_due(conn, webhook_id, now, lease_until, free)?;
                     Ok((claimed, deliveries::next_due_at(conn, webhook_id)?))
@@ -321,7 +321,9 @@ impl WebhookState {
         self.unrecorded += 1;
         tokio::spawn(async move {
             let result = store
-                .write(move |conn| deliveries::record_attempt(conn, &record, limit, now_ms()))
+                .write_relaxed(move |conn| {
+                    deliveries::record_attempt(conn, &record, limit, now_ms())
+                })
                 .await
                 .map(|effect| (effect, retry_at))
                 .map_err(|e| e.to_string());

@@ -11,10 +11,14 @@ mod migrate;
 mod writer;
 
 pub mod audit;
+pub mod backup;
 pub mod contacts;
 pub mod control;
 pub mod deliveries;
+pub mod invitations;
 pub mod keys;
+pub mod ops;
+pub mod retention;
 pub mod surveys;
 pub mod webhooks;
 
@@ -24,7 +28,7 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
-pub use writer::Writer;
+pub use writer::{Durability, Writer};
 
 /// Errors of the storage layer. The API maps them to its own error enum.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +134,17 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.writer.submit(f).await
+        self.writer.submit(Durability::Durable, f).await
+    }
+
+    /// Like [`Store::write`], for writes that are redone if a power cut loses them (claims,
+    /// attempt outcomes): committed, but without waiting for an fsync of their own.
+    pub async fn write_relaxed<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.writer.submit(Durability::Relaxed, f).await
     }
 
     /// Stops the writer after it has committed everything submitted so far.

@@ -5,6 +5,12 @@
 //! commits once, and only then answers each caller. A job's error rolls back that job's
 //! savepoint alone. With `synchronous=FULL` the commit is durable before anyone is told
 //! "done", yet a thousand acknowledgements can share one fsync.
+//!
+//! Not every write needs its own fsync: a claim or an attempt's outcome that is lost to a
+//! power cut only means the delivery is sent again (at least once still holds). Such jobs
+//! are [`Durability::Relaxed`]; a batch made only of them commits with
+//! `synchronous=NORMAL` (in WAL mode: no fsync, yet safe against a process crash, and
+//! made durable by the next full commit). A batch with any durable job syncs.
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -18,13 +24,24 @@ const MAX_BATCH: usize = 512;
 /// Jobs waiting for the writer before submitters wait (back-pressure on a full disk queue).
 const QUEUE_DEPTH: usize = 8192;
 
+/// Whether a job's commit must reach the disk before its caller is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Fsync before answering: acknowledged events, API changes.
+    Durable,
+    /// May ride on the next fsync: claims and attempt outcomes, which are redone if lost.
+    Relaxed,
+}
+
 /// One unit of work: runs inside the batch transaction, then learns how the commit went.
 trait Job: Send {
+    fn durability(&self) -> Durability;
     fn run(&mut self, conn: &Connection);
     fn finish(self: Box<Self>, commit: Result<()>);
 }
 
 struct Closure<T, F> {
+    durability: Durability,
     work: Option<F>,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
@@ -35,6 +52,10 @@ where
     T: Send,
     F: FnOnce(&Connection) -> Result<T> + Send,
 {
+    fn durability(&self) -> Durability {
+        self.durability
+    }
+
     fn run(&mut self, conn: &Connection) {
         let Some(work) = self.work.take() else { return };
         let outcome = in_savepoint(conn, work);
@@ -52,17 +73,24 @@ where
 }
 
 fn in_savepoint<T>(conn: &Connection, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    run_cached(conn, "SAVEPOINT job")?;
     match work(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE job")?;
+            run_cached(conn, "RELEASE job")?;
             Ok(value)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            run_cached(conn, "ROLLBACK TO job")?;
+            run_cached(conn, "RELEASE job")?;
             Err(e)
         }
     }
+}
+
+/// Runs a fixed statement from the statement cache (no parsing on the hot path).
+fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 enum Command {
@@ -90,13 +118,14 @@ impl Writer {
         Ok(Self { queue })
     }
 
-    pub async fn submit<T, F>(&self, work: F) -> Result<T>
+    pub async fn submit<T, F>(&self, durability: Durability, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Closure {
+            durability,
             work: Some(work),
             outcome: None,
             reply,
@@ -139,6 +168,10 @@ fn write_loop(conn: PooledConnection<SqliteConnectionManager>, mut inbox: mpsc::
         }
         commit_batch(&conn, &mut batch);
     }
+    // Leave a tidy, fully synced file behind: the WAL folded into the database.
+    if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(%error, "final checkpoint failed; the WAL is replayed at the next start");
+    }
     if let Some(done) = closing {
         let _ = done.send(());
     }
@@ -164,10 +197,76 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
 }
 
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let durable = batch
+        .iter()
+        .any(|job| job.durability() == Durability::Durable);
+    // Chosen outside the transaction: SQLite reads the level when the transaction begins.
+    run_cached(
+        conn,
+        if durable {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        },
+    )?;
+    run_cached(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         job.run(conn);
     }
-    conn.execute_batch("COMMIT")?;
+    run_cached(conn, "COMMIT")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Store, StoreError};
+
+    fn count(conn: &rusqlite::Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn insert(conn: &rusqlite::Connection, action: &str) -> super::Result<()> {
+        conn.execute(
+            "INSERT INTO audit_log (at, key_id, action, target_type, target_id) VALUES (0, 'k', ?1, 't', 'i')",
+            [action],
+        )?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_rolls_back_alone_while_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut jobs = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let store = store.clone();
+            jobs.spawn(async move {
+                let work = move |c: &rusqlite::Connection| {
+                    insert(c, "kept")?;
+                    if i % 2 == 0 {
+                        return Err(StoreError::Conflict {
+                            code: "x",
+                            message: "no".into(),
+                        });
+                    }
+                    Ok(())
+                };
+                if i % 3 == 0 {
+                    store.write_relaxed(work).await
+                } else {
+                    store.write(work).await
+                }
+            });
+        }
+        let results = jobs.join_all().await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 100);
+        store.close().await;
+        let conn = store.connection().unwrap();
+        assert_eq!(
+            count(&conn),
+            100,
+            "exactly the successful jobs' rows are committed"
+        );
+    }
 }
