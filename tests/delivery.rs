@@ -615,3 +615,73 @@ async fn nothing_is_sent_to_a_webhook_after_it_is_deleted() {
         .unwrap();
     assert_eq!(left, 0, "its deliveries and logs are removed");
 }
+
+#[tokio::test]
+async fn the_per_host_limit_paces_every_webhook_on_that_host_without_failing_any_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_args(dir.path());
+    args.host_rate_limit = Some(5);
+    let app = spawn_app_with(args, Some(dir)).await;
+    let receiver = Receiver::start().await;
+    let survey = app.create_survey().await;
+    let first = app
+        .create_webhook(&survey, &receiver.url("/one"), json!({}))
+        .await;
+    let second = app
+        .create_webhook(&survey, &receiver.url("/two"), json!({}))
+        .await;
+    for _ in 0..6 {
+        app.complete_response(&survey, 5).await;
+    }
+    wait_until("twelve requests", WAIT, || async { receiver.count() == 12 }).await;
+    let times: Vec<_> = receiver.requests().iter().map(|r| r.at).collect();
+    // 5 per second with a burst of 5: the last of 12 cannot come before 7 more slots (1.4 s).
+    assert!(
+        times[11] - times[0] >= Duration::from_millis(1200),
+        "shared limit paced both webhooks"
+    );
+    for webhook in [first, second] {
+        wait_until("all recorded", WAIT, || async {
+            app.deliveries(&survey, &webhook)
+                .await
+                .iter()
+                .all(|d| d["status"] == "succeeded" && d["attemptCount"] == 1)
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn an_allowed_host_name_that_resolves_to_a_refused_address_is_blocked_at_connect_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_args(dir.path());
+    args.allow_networks = None;
+    args.allow_hosts = Some("localhost".into());
+    let app = spawn_app_with(args, Some(dir)).await;
+    let receiver = Receiver::start().await;
+    let survey = app.create_survey().await;
+    let url = format!("http://localhost:{}/hook", receiver.addr.port());
+    let webhook = app.create_webhook(&survey, &url, json!({})).await;
+    let (status, detail) = app
+        .post(
+            &format!("/api/surveys/{survey}/webhooks/{webhook}/test"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["status"], "failed");
+    assert!(
+        detail["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no permitted address"),
+        "{detail}"
+    );
+    assert_eq!(receiver.count(), 0, "nothing reached the loopback receiver");
+    let (status, _) = app.post(&format!("/api/surveys/{survey}/webhooks"), json!({"name": "x", "url": receiver.url("/hook"), "events": ["survey.response_completed"]})).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the IP literal itself is refused"
+    );
+}
