@@ -275,7 +275,7 @@ impl WebhookState {
                         .attempt(target, delivery.id, &delivery.event_type, &delivery.payload)
                         .await
                 }
-                Err(message) => refused(delivery.id, message),
+                Err(message) => AttemptReport::refused(delivery.id, message),
             };
             let _ = me.cast(WebhookMsg::AttemptFinished(Box::new((delivery, report))));
         });
@@ -347,19 +347,5 @@ impl WebhookState {
         }
         let delay = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
         self.timer = Some((at, me.send_after(delay, || WebhookMsg::Wake)));
-    }
-}
-
-/// The report of an attempt refused before any request (the URL no longer passes).
-fn refused(delivery_id: DeliveryId, message: &str) -> AttemptReport {
-    AttemptReport {
-        delivery_id,
-        started_at: now_ms(),
-        duration_ms: 0,
-        status_code: None,
-        retry_after: None,
-        error: Some(format!("refused: {message}")),
-        response_body: None,
-        response_truncated: false,
     }
 }

@@ -48,6 +48,28 @@ pub struct AttemptReport {
 }
 
 impl AttemptReport {
+    /// An attempt starting now, nothing seen yet.
+    fn starting(delivery_id: DeliveryId) -> Self {
+        Self {
+            delivery_id,
+            started_at: now_ms(),
+            duration_ms: 0,
+            status_code: None,
+            retry_after: None,
+            error: None,
+            response_body: None,
+            response_truncated: false,
+        }
+    }
+
+    /// The report of an attempt refused before any request was made.
+    pub fn refused(delivery_id: DeliveryId, message: &str) -> Self {
+        Self {
+            error: Some(format!("refused: {message}")),
+            ..Self::starting(delivery_id)
+        }
+    }
+
     pub fn succeeded(&self) -> bool {
         self.status_code
             .is_some_and(|code| (200..300).contains(&code))
@@ -109,23 +131,13 @@ impl Sender {
         event_type: &str,
         body: &str,
     ) -> AttemptReport {
-        let mut report = AttemptReport {
-            delivery_id,
-            started_at: now_ms(),
-            duration_ms: 0,
-            status_code: None,
-            retry_after: None,
-            error: None,
-            response_body: None,
-            response_truncated: false,
-        };
         if let Err(message) = target.url.check_host(&self.policy) {
-            report.error = Some(format!("refused: {message}"));
-            return report;
+            return AttemptReport::refused(delivery_id, &message);
         }
         if let Some(limiter) = &self.limiter {
             limiter.until_key_ready(&target.url.host_key()).await;
         }
+        let mut report = AttemptReport::starting(delivery_id);
         report.started_at = now_ms();
         let started = Instant::now();
         let headers = self.headers(target, delivery_id, event_type, body);

@@ -110,16 +110,7 @@ impl Engine {
                     )
                     .await
             }
-            Err(message) => super::client::AttemptReport {
-                delivery_id: delivery.id,
-                started_at: now_ms(),
-                duration_ms: 0,
-                status_code: None,
-                retry_after: None,
-                error: Some(format!("refused: {message}")),
-                response_body: None,
-                response_truncated: false,
-            },
+            Err(message) => super::client::AttemptReport::refused(delivery.id, &message),
         };
         let next = next_step(&report, &delivery, &webhook.retry_policy);
         let record = attempt_record(&report, &delivery, webhook, next);
