@@ -313,12 +313,7 @@ async fn exhausted_deliveries_fail_and_enough_of_them_disable_the_webhook_until_
         "two failed deliveries and the event stored while inactive"
     );
     wait_until("all three delivered", WAIT, || async {
-        app.deliveries(&survey, &webhook)
-            .await
-            .iter()
-            .filter(|d| d["status"] == "succeeded")
-            .count()
-            == 3
+        app.count_with_status(&survey, &webhook, "succeeded").await == 3
     })
     .await;
 }
@@ -503,12 +498,7 @@ async fn deliveries_are_listed_newest_first_with_filters_and_a_cursor() {
         app.complete_response(&survey, stars).await;
     }
     wait_until("five delivered", WAIT, || async {
-        app.deliveries(&survey, &webhook)
-            .await
-            .iter()
-            .filter(|d| d["status"] == "succeeded")
-            .count()
-            == 5
+        app.count_with_status(&survey, &webhook, "succeeded").await == 5
     })
     .await;
     let all = app.deliveries(&survey, &webhook).await;

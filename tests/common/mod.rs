@@ -75,18 +75,7 @@ pub async fn spawn_app_with(args: ServeArgs, dir: Option<TempDir>) -> TestApp {
         shutdown: Some(shutdown),
         task: Some(task),
     };
-    wait_until(
-        "the server answers /readyz",
-        Duration::from_secs(10),
-        || async {
-            app.client
-                .get(app.url("/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        },
-    )
-    .await;
+    app.wait_ready(Duration::from_secs(10)).await;
     app
 }
 
@@ -107,6 +96,27 @@ impl Api {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Waits until the server answers `/readyz`.
+    pub async fn wait_ready(&self, limit: Duration) {
+        wait_until("the server is ready", limit, || async {
+            self.client
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+    }
+
+    /// How many of the webhook's deliveries have this status.
+    pub async fn count_with_status(&self, survey: &str, webhook: &str, status: &str) -> usize {
+        self.deliveries(survey, webhook)
+            .await
+            .iter()
+            .filter(|d| d["status"] == status)
+            .count()
     }
 
     /// Sends a request with the admin key; answers the status and the JSON body (Null if none).
@@ -296,18 +306,7 @@ impl ProcessApp {
             api: Api::new(&format!("http://127.0.0.1:{port}")),
             child,
         };
-        wait_until(
-            "the binary answers /readyz",
-            Duration::from_secs(20),
-            || async {
-                app.client
-                    .get(app.url("/readyz"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            },
-        )
-        .await;
+        app.wait_ready(Duration::from_secs(20)).await;
         app
     }
 
