@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Log format: `text` for people, `json` for collectors [default: text].
     #[arg(long, env = "HOOKD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Base URL patients reach hookd at, for the links of invitations (e.g.
+    /// https://survey.clinic.example) [default: http://<listen address>].
+    #[arg(long, env = "HOOKD_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// Validated configuration: real types, units in the names.
@@ -78,6 +82,9 @@ pub struct Config {
     pub retention: Duration,
     pub max_in_flight: NonZeroU32,
     pub log_format: LogFormat,
+    /// Where patients reach the server (no trailing slash): invitation links are
+    /// `{public_url}/r/{token}`. Behind a reverse proxy it differs from `listen`.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +131,7 @@ impl ServeArgs {
             retention_days: self.retention_days.or(file.retention_days),
             max_in_flight: self.max_in_flight.or(file.max_in_flight),
             log_format: self.log_format.or(file.log_format),
+            public_url: self.public_url.or(file.public_url),
         })
     }
 
@@ -167,6 +175,10 @@ impl ServeArgs {
                 ));
             }
         };
+        let public_url = match args.public_url.as_deref() {
+            Some(text) => parse_public_url(text)?,
+            None => format!("http://{listen}"),
+        };
         if args.api_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(bad("HOOKD_API_KEY", "must be at least 16 characters"));
         }
@@ -187,8 +199,23 @@ impl ServeArgs {
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             max_in_flight,
             log_format,
+            public_url,
         })
     }
+}
+
+/// An absolute http(s) URL, perhaps with a path prefix, without query or fragment; kept
+/// without its trailing slash so that paths can be appended.
+fn parse_public_url(text: &str) -> Result<String, ConfigError> {
+    let invalid = |why: &str| bad("HOOKD_PUBLIC_URL", format!("`{text}` {why}"));
+    let url = url::Url::parse(text.trim()).map_err(|_| invalid("is not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid("must be an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(invalid("must not have a query, fragment or user name"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 fn split_list(text: Option<&str>) -> impl Iterator<Item = &str> {
@@ -212,6 +239,28 @@ mod tests {
         assert_eq!(config.auto_disable_after, 10);
         assert_eq!(config.retention, Duration::from_secs(30 * 86_400));
         assert!(!config.network.allow_http);
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_public_url_keeps_its_path_prefix_without_the_trailing_slash() {
+        let args = ServeArgs {
+            public_url: Some("https://clinic.example/surveys/".into()),
+            ..ServeArgs::default()
+        };
+        let config = args.into_config().unwrap();
+        assert_eq!(config.public_url, "https://clinic.example/surveys");
+        for wrong in [
+            "clinic.example",
+            "ftp://clinic.example",
+            "https://x.example/?a=1",
+        ] {
+            let args = ServeArgs {
+                public_url: Some(wrong.into()),
+                ..ServeArgs::default()
+            };
+            assert_eq!(args.into_config().unwrap_err().setting, "HOOKD_PUBLIC_URL");
+        }
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! engine; they never speak SQL.
 
 mod auth;
+mod contacts;
 mod deliveries;
+mod distributions;
 mod error;
 mod extract;
 mod fields;
 mod meta;
+mod respondent;
 mod surveys;
 mod webhooks;
 
@@ -79,13 +82,17 @@ pub fn router(state: AppState) -> Router {
             .merge(webhooks::router())
             .merge(deliveries::router())
             .merge(surveys::router())
+            .merge(contacts::router())
+            .merge(distributions::router())
             .merge(meta::protected_router())
             .split_for_parts();
     let protected = protected.layer(middleware::from_fn_with_state(
         state.clone(),
         auth::require_key,
     ));
-    let (public, public_doc) = meta::public_router().split_for_parts();
+    let (public, public_doc) = meta::public_router()
+        .merge(respondent::router())
+        .split_for_parts();
     let mut doc = protected_doc;
     doc.merge(public_doc);
     let doc = Arc::new(doc);
@@ -99,6 +106,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(respondent::request_span))
         .with_state(state)
 }

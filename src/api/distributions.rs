@@ -1,0 +1,312 @@
+//! Sending a survey and tracking who answered (SPEC §5): the quick distribution, which
+//! gives each contact a personal link, and bulk status, which tells the HIS where each
+//! contact stands.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use super::extract::{JsonObject, QueryMap, path_id};
+use super::fields::{self, Fields};
+use super::surveys::MAX_CONTEXT_BYTES;
+use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
+use crate::domain::{ContactId, DistributionId, ResponseId, SurveyId};
+use crate::store::audit::{self, Entry};
+use crate::store::invitations::{self, ContactStatus, NewDistribution};
+use crate::store::{contacts, surveys};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(quick_distribution))
+        .routes(routes!(bulk_status_get, bulk_status_post))
+}
+
+/// Most contacts in one distribution or one bulk-status question.
+pub const MAX_CONTACTS: usize = 1000;
+/// How long a link stays valid unless `expiresInDays` says otherwise.
+const DEFAULT_EXPIRY_DAYS: i64 = 30;
+const MAX_EXPIRY_DAYS: i64 = 365;
+const DAY_MS: Millis = 86_400_000;
+
+/// The quick distribution body.
+#[allow(dead_code)] // documentation of the body
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuickInput {
+    /// 1 to 1,000 contact ids; repeats get one invitation.
+    contact_ids: Vec<String>,
+    /// `link`. `email` and `sms` need a gateway, which this server does not have.
+    channel: String,
+    /// 1 to 365 (default 30).
+    expires_in_days: Option<u32>,
+    /// Carried into every response made through these links.
+    #[schema(value_type = Object)]
+    embedded_data: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitationView {
+    contact_id: ContactId,
+    /// The respondent's credential, shown only in this answer.
+    token: String,
+    url: String,
+    expires_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DistributionView {
+    distribution_id: DistributionId,
+    survey_id: SurveyId,
+    channel: &'static str,
+    invitations: Vec<InvitationView>,
+}
+
+/// Send a survey to contacts as personal links.
+#[utoipa::path(post, path = "/api/surveys/{surveyId}/distributions/quick", tag = "distributions",
+    params(("surveyId" = String, Path)), request_body = QuickInput,
+    responses((status = 201, body = DistributionView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn quick_distribution(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(survey): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<DistributionView>)> {
+    let survey_id: SurveyId = path_id(&survey)?;
+    app.store
+        .read(move |c| surveys::require(c, survey_id))
+        .await?;
+    let mut f = Fields::new(&body);
+    let ids = f.required("contactIds", |v| contact_ids(fields::array(v)?));
+    let channel = f.required("channel", channel);
+    let days = f
+        .optional("expiresInDays", |v| match v.as_i64() {
+            Some(days) if (1..=MAX_EXPIRY_DAYS).contains(&days) => Ok(days),
+            _ => Err(format!(
+                "must be a whole number from 1 to {MAX_EXPIRY_DAYS}"
+            )),
+        })
+        .flatten()
+        .unwrap_or(DEFAULT_EXPIRY_DAYS);
+    let embedded_data = f
+        .optional("embeddedData", fields::small_object(MAX_CONTEXT_BYTES))
+        .flatten()
+        .unwrap_or_default();
+    f.finish()?;
+    let (ids, channel) = (ids.expect("required"), channel.expect("required"));
+    let now = now_ms();
+    let mut distinct = ids.clone();
+    let mut seen = std::collections::HashSet::new();
+    distinct.retain(|id| seen.insert(*id));
+    let new = NewDistribution {
+        survey_id,
+        channel,
+        embedded_data,
+        contacts: distinct,
+        expires_at: now + days * DAY_MS,
+        created_at: now,
+    };
+    let actor = caller.0;
+    let outcome = app
+        .store
+        .write(move |c| {
+            let unknown = contacts::unknown(c, &new.contacts)?;
+            if !unknown.is_empty() {
+                return Ok(Err(unknown));
+            }
+            let (id, issued) = invitations::create_distribution(c, &new)?;
+            let entry = Entry {
+                actor: &actor,
+                action: "distribution.created",
+                target_type: "distribution",
+                target_id: id.to_string(),
+                detail: json!({
+                    "surveyId": survey_id, "channel": channel, "invitations": issued.len()
+                }),
+            };
+            audit::record(c, &entry, now)?;
+            Ok(Ok((id, issued)))
+        })
+        .await?;
+    let (distribution_id, issued) = outcome.map_err(|unknown| {
+        let index: HashMap<ContactId, usize> = ids
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, id)| (*id, i))
+            .collect();
+        ApiError::Validation(
+            unknown
+                .into_iter()
+                .map(|id| {
+                    FieldError::new(
+                        format!("contactIds[{}]", index[&id]),
+                        format!("{id} is not a known contact"),
+                    )
+                })
+                .collect(),
+        )
+    })?;
+    let invitations = issued
+        .into_iter()
+        .map(|i| InvitationView {
+            contact_id: i.contact_id,
+            url: format!("{}/r/{}", app.config.public_url, i.token),
+            token: i.token,
+            expires_at: format_ms(i.expires_at),
+        })
+        .collect();
+    let view = DistributionView {
+        distribution_id,
+        survey_id,
+        channel,
+        invitations,
+    };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+fn channel(value: &Value) -> Result<&'static str, String> {
+    match fields::string(value)? {
+        "link" => Ok("link"),
+        "email" => Err("email needs a mail gateway, and none is configured; use link".into()),
+        "sms" => Err("sms needs an SMS gateway, and none is configured; use link".into()),
+        _ => Err("must be link".into()),
+    }
+}
+
+/// 1 to 1,000 contact ids; a bad one is named by its index.
+fn contact_ids(values: &[Value]) -> Result<Vec<ContactId>, String> {
+    if values.is_empty() || values.len() > MAX_CONTACTS {
+        return Err(format!("must have 1 to {MAX_CONTACTS} contact ids"));
+    }
+    let mut ids = Vec::with_capacity(values.len());
+    let mut bad = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        match value.as_str().and_then(|s| s.trim().parse().ok()) {
+            Some(id) => ids.push(id),
+            None => bad.push(i.to_string()),
+        }
+    }
+    if bad.is_empty() {
+        Ok(ids)
+    } else {
+        Err(format!("items {} are not contact ids", bad.join(", ")))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    contact_id: ContactId,
+    /// `not_invited`, `invited`, `started` or `completed`.
+    status: &'static str,
+    /// The latest invitation to this survey.
+    invited_at: Option<String>,
+    /// When that invitation's link stops working.
+    expires_at: Option<String>,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+    response_id: Option<ResponseId>,
+}
+
+impl From<ContactStatus> for StatusView {
+    fn from(s: ContactStatus) -> Self {
+        let status = match (&s.response, s.invited_at) {
+            (Some(r), _) if r.completed => "completed",
+            (Some(_), _) => "started",
+            (None, Some(_)) => "invited",
+            (None, None) => "not_invited",
+        };
+        Self {
+            contact_id: s.contact_id,
+            status,
+            invited_at: format_opt(s.invited_at),
+            expires_at: format_opt(s.expires_at),
+            started_at: s.response.as_ref().map(|r| format_ms(r.started_at)),
+            completed_at: s.response.as_ref().and_then(|r| format_opt(r.completed_at)),
+            response_id: s.response.map(|r| r.id),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkStatusView {
+    items: Vec<StatusView>,
+}
+
+/// The bulk status body.
+#[allow(dead_code)] // documentation of the body
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkStatusInput {
+    /// 1 to 1,000 contact ids.
+    contact_ids: Vec<String>,
+}
+
+/// Where each contact stands with the survey, in the order asked.
+#[utoipa::path(get, path = "/api/surveys/{surveyId}/responses/bulk-status", tag = "responses",
+    params(("surveyId" = String, Path),
+        ("contactIds" = String, Query, description = "comma-separated, 1 to 1,000")),
+    responses((status = 200, body = BulkStatusView), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn bulk_status_get(
+    State(app): State<AppState>,
+    Path(survey): Path<String>,
+    query: QueryMap,
+) -> ApiResult<Json<BulkStatusView>> {
+    let survey_id: SurveyId = path_id(&survey)?;
+    let list = query.0.get("contactIds").map(String::as_str).unwrap_or("");
+    let values: Vec<Value> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Value::String(s.to_owned()))
+        .collect();
+    let ids = contact_ids(&values).map_err(|m| ApiError::field("contactIds", m))?;
+    bulk_status(app, survey_id, ids).await
+}
+
+/// Where each contact stands with the survey, in the order asked (ids in the body).
+#[utoipa::path(post, path = "/api/surveys/{surveyId}/responses/bulk-status", tag = "responses",
+    params(("surveyId" = String, Path)), request_body = BulkStatusInput,
+    responses((status = 200, body = BulkStatusView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn bulk_status_post(
+    State(app): State<AppState>,
+    Path(survey): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<BulkStatusView>> {
+    let survey_id: SurveyId = path_id(&survey)?;
+    let mut f = Fields::new(&body);
+    let ids = f.required("contactIds", |v| contact_ids(fields::array(v)?));
+    f.finish()?;
+    bulk_status(app, survey_id, ids.expect("required")).await
+}
+
+async fn bulk_status(
+    app: AppState,
+    survey_id: SurveyId,
+    ids: Vec<ContactId>,
+) -> ApiResult<Json<BulkStatusView>> {
+    let rows = app
+        .store
+        .read(move |c| {
+            surveys::require(c, survey_id)?;
+            invitations::bulk_status(c, survey_id, &ids)
+        })
+        .await?;
+    Ok(Json(BulkStatusView {
+        items: rows.into_iter().map(StatusView::from).collect(),
+    }))
+}
