@@ -218,6 +218,17 @@ fn parse_public_url(text: &str) -> Result<String, ConfigError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+impl Config {
+    /// Fills in what only the bound listener knows: without `HOOKD_PUBLIC_URL`, links name
+    /// the address actually bound (which differs from `listen` when its port is 0).
+    pub fn bound_to(mut self, addr: SocketAddr) -> Self {
+        if self.public_url == format!("http://{}", self.listen) {
+            self.public_url = format!("http://{addr}");
+        }
+        self
+    }
+}
+
 fn split_list(text: Option<&str>) -> impl Iterator<Item = &str> {
     text.unwrap_or_default()
         .split(',')

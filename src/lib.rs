@@ -70,6 +70,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let config = config.bound_to(listener.local_addr()?);
     let _lock = lock_data_dir(&config)?;
     let store = Store::open(&config.data_dir).context("opening the database")?;
     ensure_admin_key(&store, &config).await?;
