@@ -159,6 +159,8 @@ CREATE TABLE attempts (
     response_truncated  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (delivery_id, attempt)
 ) WITHOUT ROWID;
+-- The operator page's chart: the attempts of the last hour, minute by minute.
+CREATE INDEX attempts_by_time ON attempts (started_at);
 
 -- API keys: only the SHA-256 of a key is stored. Keys are 256-bit random strings, so a
 -- fast hash is the right tool (no password stretching needed).

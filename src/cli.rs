@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::ServeArgs;
 use crate::domain::KeyId;
 use crate::domain::time::{format_ms, now_ms};
+use crate::ops;
 use crate::store::{self, keys};
 
 #[derive(Debug, Parser)]
@@ -34,6 +35,47 @@ pub enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Summary of the delivery queue per webhook (works with the server stopped too).
+    Status {
+        #[command(flatten)]
+        args: ops::status::StatusArgs,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Inspect deliveries and send them again.
+    Deliveries {
+        #[command(subcommand)]
+        command: ops::commands::DeliveriesCommand,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// List webhooks and re-enable them.
+    Webhooks {
+        #[command(subcommand)]
+        command: ops::commands::WebhooksCommand,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Copy the database to a new file while the server keeps running.
+    Backup {
+        /// The backup file to create.
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+/// Runs a command other than `serve`.
+pub fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => anyhow::bail!("`serve` runs through the server's own start-up"),
+        Command::Keys { command, data } => run_keys(command, &data),
+        Command::Status { args, data } => ops::status::run(&args, &data),
+        Command::Deliveries { command, data } => ops::commands::run_deliveries(command, &data),
+        Command::Webhooks { command, data } => ops::commands::run_webhooks(command, &data),
+        Command::Backup { to, data } => ops::backup::run(&to, &data),
+    }
 }
 
 /// The database the command works on.
@@ -73,7 +115,7 @@ pub enum KeysCommand {
     Revoke { id: String },
 }
 
-/// Runs a command other than `serve`.
+/// Runs `hookd keys …`.
 pub fn run_keys(command: KeysCommand, data: &DataDir) -> anyhow::Result<()> {
     let mut conn = data.connect()?;
     match command {

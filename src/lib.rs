@@ -18,6 +18,8 @@
 //! - [`api`] — the axum HTTP API; handlers parse input and call the store and the engine.
 //! - [`telemetry`] — metrics and logs.
 //! - [`cli`] — the `hookd` command line (serve, keys, operators' commands).
+//! - [`ops`] — for operators: status, delivery repair and backup commands, and the
+//!   retention job that forgets finished deliveries.
 //!
 //! ## The life of an event
 //!
@@ -42,6 +44,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod events;
+pub mod ops;
 pub mod store;
 pub mod telemetry;
 
@@ -97,6 +100,7 @@ pub async fn run(
         telemetry,
     };
     let background = tokio::spawn(background(store.clone(), engine.clone(), sender));
+    let retention = tokio::spawn(ops::retention::run(store.clone(), config.retention));
 
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "hookd is serving");
     axum::serve(listener, api::router(state))
@@ -105,6 +109,7 @@ pub async fn run(
 
     tracing::info!("shutting down: draining attempts in flight");
     background.abort();
+    retention.abort();
     engine.shutdown(engine_task).await;
     store.close().await;
     tracing::info!("stopped");

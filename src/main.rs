@@ -7,9 +7,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Keys { command, data } => {
+        command => {
             hookd::telemetry::init_logging(hookd::config::LogFormat::Text);
-            hookd::cli::run_keys(command, &data)
+            hookd::cli::run_command(command)
         }
     };
     match result {

@@ -3,6 +3,7 @@
 //! contract's shape. Handlers parse input into domain types and call the store and the
 //! engine; they never speak SQL.
 
+mod admin;
 mod auth;
 mod contacts;
 mod deliveries;
@@ -11,6 +12,7 @@ mod error;
 mod extract;
 mod fields;
 mod meta;
+mod operator;
 mod respondent;
 mod surveys;
 mod webhooks;
@@ -29,7 +31,10 @@ use crate::config::Config;
 use crate::delivery::engine::Engine;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
+pub use admin::QueueView;
+pub use deliveries::{AttemptView, DeliveryDetail, DeliveryView};
 pub use error::{ApiError, FieldError};
+pub use webhooks::WebhookView;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -85,6 +90,7 @@ pub fn router(state: AppState) -> Router {
             .merge(contacts::router())
             .merge(distributions::router())
             .merge(meta::protected_router())
+            .merge(admin::router())
             .split_for_parts();
     let protected = protected.layer(middleware::from_fn_with_state(
         state.clone(),
@@ -92,6 +98,7 @@ pub fn router(state: AppState) -> Router {
     ));
     let (public, public_doc) = meta::public_router()
         .merge(respondent::router())
+        .merge(operator::router())
         .split_for_parts();
     let mut doc = protected_doc;
     doc.merge(public_doc);

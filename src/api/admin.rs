@@ -1,0 +1,296 @@
+//! Operators' routes (SPEC §6, §7), behind the API key: the queue summary (the same document
+//! as `hookd status --json`), the audit log, the attempts of the last hour minute by minute,
+//! and recent deliveries across webhooks with their attempts. Read-only; repairs go through
+//! the existing retry and update routes, so they are audited in one place.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::deliveries::{AttemptView, DeliveryView};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{QueryMap, paginate};
+use super::{AppState, ListOf};
+use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
+use crate::domain::{DeliveryId, SurveyId, WebhookId};
+use crate::store::deliveries::{self, DeliveryFilter, DeliveryStatus};
+use crate::store::ops::{self, StatusCounts, WebhookState, WebhookSummary};
+use crate::store::{StoreError, audit};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(queue))
+        .routes(routes!(audit_log))
+        .routes(routes!(throughput))
+        .routes(routes!(recent_deliveries))
+}
+
+/// Deliveries by status.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema, PartialEq, Eq)]
+pub struct CountsView {
+    pub pending: u64,
+    pub delivering: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+impl From<StatusCounts> for CountsView {
+    fn from(c: StatusCounts) -> Self {
+        Self {
+            pending: c.pending,
+            delivering: c.delivering,
+            succeeded: c.succeeded,
+            failed: c.failed,
+        }
+    }
+}
+
+/// One webhook in the queue summary.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookQueueView {
+    pub webhook_id: WebhookId,
+    pub survey_id: SurveyId,
+    pub name: String,
+    pub url: String,
+    /// `active`, `disabled` (by hookd: failures or 410) or `inactive` (by an operator).
+    pub state: &'static str,
+    pub disabled_at: Option<String>,
+    pub disabled_reason: Option<String>,
+    /// Deliveries that ended `failed` since the last success.
+    pub consecutive_failures: u32,
+    pub counts: CountsView,
+    /// Creation time of the oldest pending or delivering delivery.
+    pub oldest_pending_at: Option<String>,
+    pub oldest_pending_age_seconds: Option<u64>,
+    /// When the next pending delivery falls due (it waits while the webhook is off).
+    pub next_attempt_at: Option<String>,
+}
+
+/// The delivery queue per webhook, disabled webhooks first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueView {
+    pub generated_at: String,
+    pub totals: CountsView,
+    /// Webhooks disabled by hookd (failures or 410).
+    pub disabled_webhooks: u64,
+    pub oldest_pending_age_seconds: Option<u64>,
+    pub webhooks: Vec<WebhookQueueView>,
+}
+
+fn age_seconds(at: Millis, now: Millis) -> u64 {
+    u64::try_from((now - at).max(0) / 1000).unwrap_or(0)
+}
+
+impl QueueView {
+    pub fn new(rows: &[WebhookSummary], now: Millis) -> Self {
+        let mut totals = CountsView::default();
+        for row in rows {
+            totals.pending += row.counts.pending;
+            totals.delivering += row.counts.delivering;
+            totals.succeeded += row.counts.succeeded;
+            totals.failed += row.counts.failed;
+        }
+        let webhooks: Vec<WebhookQueueView> = rows
+            .iter()
+            .map(|row| WebhookQueueView {
+                webhook_id: row.webhook_id,
+                survey_id: row.survey_id,
+                name: row.name.clone(),
+                url: row.url.clone(),
+                state: row.state.as_str(),
+                disabled_at: format_opt(row.disabled_at),
+                disabled_reason: row.disabled_reason.clone(),
+                consecutive_failures: row.consecutive_failures,
+                counts: row.counts.into(),
+                oldest_pending_at: format_opt(row.oldest_pending_at),
+                oldest_pending_age_seconds: row.oldest_pending_at.map(|at| age_seconds(at, now)),
+                next_attempt_at: format_opt(row.next_attempt_at),
+            })
+            .collect();
+        Self {
+            generated_at: format_ms(now),
+            totals,
+            disabled_webhooks: rows
+                .iter()
+                .filter(|r| r.state == WebhookState::Disabled)
+                .count() as u64,
+            oldest_pending_age_seconds: webhooks
+                .iter()
+                .filter_map(|w| w.oldest_pending_age_seconds)
+                .max(),
+            webhooks,
+        }
+    }
+}
+
+/// The delivery queue: per webhook its state, deliveries by status, oldest pending age and
+/// next attempt; disabled webhooks first. The same document as `hookd status --json`.
+#[utoipa::path(get, path = "/api/admin/queue", tag = "admin",
+    responses((status = 200, body = QueueView), (status = 401, body = ErrorBody)))]
+async fn queue(State(app): State<AppState>) -> ApiResult<Json<QueueView>> {
+    let rows = app.store.read(ops::queue_summary).await?;
+    Ok(Json(QueueView::new(&rows, now_ms())))
+}
+
+/// One admin action.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    pub id: i64,
+    pub at: String,
+    /// The key that acted: a stored key's id, `env` for `HOOKD_API_KEY`, `cli` for the
+    /// command line.
+    pub key_id: String,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
+/// The audit log, newest first: who (which key) did what, when.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin",
+    params(("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListOf<AuditView>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn audit_log(
+    State(app): State<AppState>,
+    query: QueryMap,
+) -> ApiResult<Json<ListOf<AuditView>>> {
+    let page = query.page::<i64>()?;
+    let rows = app
+        .store
+        .read(move |c| audit::list(c, page.cursor, page.limit + 1))
+        .await?;
+    let (rows, next) = paginate(rows, page.limit, |r| r.id.to_string());
+    let items = rows
+        .into_iter()
+        .map(|r| AuditView {
+            id: r.id,
+            at: format_ms(r.at),
+            key_id: r.key_id,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            detail: r.detail,
+        })
+        .collect();
+    Ok(Json(ListOf {
+        items,
+        next_cursor: next,
+    }))
+}
+
+/// Attempts started in one minute, by outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MinuteView {
+    /// Start of the minute.
+    pub minute: String,
+    /// 2xx answers.
+    pub succeeded: u64,
+    /// Failed attempts that are tried again.
+    pub retry: u64,
+    /// Last attempts of deliveries that ended `failed`.
+    pub failed: u64,
+}
+
+/// The last 60 minutes (the current one last), every minute present.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThroughputView {
+    pub minutes: Vec<MinuteView>,
+}
+
+const MINUTE_MS: Millis = 60_000;
+const CHART_MINUTES: i64 = 60;
+
+/// Attempts per minute by outcome over the last hour (the operator page's chart).
+#[utoipa::path(get, path = "/api/admin/throughput", tag = "admin",
+    responses((status = 200, body = ThroughputView), (status = 401, body = ErrorBody)))]
+async fn throughput(State(app): State<AppState>) -> ApiResult<Json<ThroughputView>> {
+    let current = now_ms() / MINUTE_MS * MINUTE_MS;
+    let first = current - (CHART_MINUTES - 1) * MINUTE_MS;
+    let rows = app.store.read(move |c| ops::throughput(c, first)).await?;
+    let minutes = (0..CHART_MINUTES)
+        .map(|i| {
+            let minute = first + i * MINUTE_MS;
+            let row = rows.iter().find(|r| r.minute == minute);
+            MinuteView {
+                minute: format_ms(minute),
+                succeeded: row.map_or(0, |r| r.succeeded),
+                retry: row.map_or(0, |r| r.retry),
+                failed: row.map_or(0, |r| r.failed),
+            }
+        })
+        .collect();
+    Ok(Json(ThroughputView { minutes }))
+}
+
+/// A delivery with its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminDeliveryView {
+    #[serde(flatten)]
+    pub delivery: DeliveryView,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// Recent deliveries across every webhook, newest first, with their attempts; optionally
+/// by `status` and `webhookId`.
+#[utoipa::path(get, path = "/api/admin/deliveries", tag = "admin",
+    params(("status" = Option<String>, Query), ("webhookId" = Option<String>, Query),
+        ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = ListOf<AdminDeliveryView>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn recent_deliveries(
+    State(app): State<AppState>,
+    query: QueryMap,
+) -> ApiResult<Json<ListOf<AdminDeliveryView>>> {
+    let page = query.page::<DeliveryId>()?;
+    let status = match query.0.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+            ApiError::field("status", "must be pending, delivering, succeeded or failed")
+        })?),
+    };
+    let webhook_id = match query.0.get("webhookId").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            text.parse::<WebhookId>()
+                .map_err(|_| ApiError::field("webhookId", "is not a webhook id"))?,
+        ),
+    };
+    let filter = DeliveryFilter {
+        webhook_id,
+        status,
+        event_type: None,
+        before: page.cursor,
+    };
+    let (rows, mut attempts) = app
+        .store
+        .read(move |c| {
+            let rows = deliveries::list(c, &filter, page.limit + 1)?;
+            let ids: Vec<DeliveryId> = rows.iter().map(|d| d.id).collect();
+            Ok::<_, StoreError>((rows, ops::attempts_of(c, &ids)?))
+        })
+        .await?;
+    let (rows, next) = paginate(rows, page.limit, |d| d.id.to_string());
+    let items = rows
+        .iter()
+        .map(|d| AdminDeliveryView {
+            delivery: DeliveryView::from(d),
+            attempts: attempts
+                .remove(&d.id)
+                .unwrap_or_default()
+                .iter()
+                .map(AttemptView::from)
+                .collect(),
+        })
+        .collect();
+    Ok(Json(ListOf {
+        items,
+        next_cursor: next,
+    }))
+}

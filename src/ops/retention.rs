@@ -1,0 +1,49 @@
+//! The retention job: once at start and then every hour, forget finished deliveries, their
+//! attempts and event bodies older than `HOOKD_RETENTION_DAYS` (the SQL is in
+//! [`crate::store::retention`]). It works in small batches, each its own write, so the
+//! server's own writes never wait long behind it.
+
+use std::time::Duration;
+
+use crate::domain::time::{Millis, now_ms};
+use crate::store::retention::{Purged, purge_batch};
+use crate::store::{self, Store};
+
+/// Rows per batch (deliveries, and events).
+pub const BATCH: u32 = 500;
+/// How often the job runs.
+pub const EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Purges everything finished before `cutoff`, batch by batch, and says how much went.
+pub async fn purge(store: &Store, cutoff: Millis) -> store::Result<Purged> {
+    let mut total = Purged::default();
+    loop {
+        let batch = store.write(move |c| purge_batch(c, cutoff, BATCH)).await?;
+        total.add(batch);
+        let full = BATCH as usize;
+        if batch.deliveries < full && batch.events < full {
+            return Ok(total);
+        }
+    }
+}
+
+/// The job itself, until the server aborts it at shutdown.
+pub async fn run(store: Store, retention: Duration) {
+    let keep = Millis::try_from(retention.as_millis()).unwrap_or(Millis::MAX);
+    let mut ticks = tokio::time::interval(EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let cutoff = now_ms().saturating_sub(keep);
+        match purge(&store, cutoff).await {
+            Ok(purged) if !purged.is_empty() => tracing::info!(
+                deliveries = purged.deliveries,
+                attempts = purged.attempts,
+                events = purged.events,
+                "retention: purged finished deliveries past the retention period"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "retention: purge failed; trying again later"),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Operators' reads: the queue summary per webhook, the attempts of the last hour minute by
+//! minute, and the attempts of many deliveries at once. Read-only SQL behind `hookd status`,
+//! the admin API, `/metrics` and the operator page.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, params};
+
+use super::Result;
+use super::deliveries::Attempt;
+use crate::domain::time::Millis;
+use crate::domain::{DeliveryId, SurveyId, WebhookId};
+
+/// Whether a webhook receives deliveries, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookState {
+    Active,
+    /// Turned off by hookd itself (too many failed deliveries, or a 410 Gone).
+    Disabled,
+    /// Turned off by an operator (`isActive: false`).
+    Inactive,
+}
+
+impl WebhookState {
+    /// A webhook's state from its stored flags: hookd sets `disabled_at` when it turns a
+    /// webhook off; an operator's `isActive: false` leaves it empty.
+    pub fn of(is_active: bool, disabled_at: Option<Millis>) -> Self {
+        match (is_active, disabled_at) {
+            (true, _) => Self::Active,
+            (false, Some(_)) => Self::Disabled,
+            (false, None) => Self::Inactive,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Inactive => "inactive",
+        }
+    }
+}
+
+/// Deliveries of one webhook by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub pending: u64,
+    pub delivering: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// One webhook's line of the queue summary.
+#[derive(Debug, Clone)]
+pub struct WebhookSummary {
+    pub webhook_id: WebhookId,
+    pub survey_id: SurveyId,
+    pub name: String,
+    pub url: String,
+    pub state: WebhookState,
+    pub disabled_at: Option<Millis>,
+    pub disabled_reason: Option<String>,
+    pub consecutive_failures: u32,
+    pub counts: StatusCounts,
+    /// When the oldest unfinished (pending or delivering) delivery was created.
+    pub oldest_pending_at: Option<Millis>,
+    /// When the next pending delivery falls due (paused while the webhook is off).
+    pub next_attempt_at: Option<Millis>,
+}
+
+/// Every webhook with its deliveries counted by status, disabled webhooks first, then
+/// inactive, then active. One grouped query: the summary is read at every scrape.
+pub fn queue_summary(conn: &Connection) -> Result<Vec<WebhookSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT w.id, w.survey_id, w.name, w.url, w.is_active, w.disabled_at, w.disabled_reason, \
+         w.consecutive_failures, \
+         count(CASE WHEN d.status = 'pending' THEN 1 END), \
+         count(CASE WHEN d.status = 'delivering' THEN 1 END), \
+         count(CASE WHEN d.status = 'succeeded' THEN 1 END), \
+         count(CASE WHEN d.status = 'failed' THEN 1 END), \
+         min(CASE WHEN d.status IN ('pending', 'delivering') THEN d.created_at END), \
+         min(CASE WHEN d.status = 'pending' THEN d.next_attempt_at END) \
+         FROM webhooks w LEFT JOIN deliveries d ON d.webhook_id = w.id \
+         GROUP BY w.id \
+         ORDER BY CASE WHEN w.is_active THEN 2 WHEN w.disabled_at IS NOT NULL THEN 0 ELSE 1 END, \
+         w.name, w.id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        let is_active: bool = row.get(4)?;
+        let disabled_at: Option<Millis> = row.get(5)?;
+        let state = WebhookState::of(is_active, disabled_at);
+        Ok(WebhookSummary {
+            webhook_id: row.get(0)?,
+            survey_id: row.get(1)?,
+            name: row.get(2)?,
+            url: row.get(3)?,
+            state,
+            disabled_at,
+            disabled_reason: row.get(6)?,
+            consecutive_failures: row.get(7)?,
+            counts: StatusCounts {
+                pending: count(row, 8)?,
+                delivering: count(row, 9)?,
+                succeeded: count(row, 10)?,
+                failed: count(row, 11)?,
+            },
+            oldest_pending_at: row.get(12)?,
+            next_attempt_at: row.get(13)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A `count(...)` column (SQLite integers are signed).
+fn count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    Ok(u64::try_from(row.get::<_, i64>(index)?).unwrap_or(0))
+}
+
+/// Attempts that started in one minute, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteCounts {
+    /// Start of the minute.
+    pub minute: Millis,
+    /// 2xx answers.
+    pub succeeded: u64,
+    /// Failed attempts that were (or will be) tried again.
+    pub retry: u64,
+    /// The last attempt of a delivery that ended `failed`.
+    pub failed: u64,
+}
+
+const MINUTE_MS: Millis = 60_000;
+
+/// Attempts started since `since`, counted per minute by outcome; minutes without attempts
+/// are left out. Outcomes read like the `hookd_deliveries_total` metric's.
+pub fn throughput(conn: &Connection, since: Millis) -> Result<Vec<MinuteCounts>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT (a.started_at / ?2) * ?2 AS minute, \
+         count(CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 1 END), \
+         count(CASE WHEN coalesce(a.status_code BETWEEN 200 AND 299, 0) = 0 \
+               AND d.status = 'failed' AND a.attempt = d.attempt_count THEN 1 END), \
+         count(*) \
+         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+         WHERE a.started_at >= ?1 GROUP BY minute ORDER BY minute",
+    )?;
+    let rows = stmt.query_map(params![since, MINUTE_MS], |row| {
+        let (succeeded, failed, all) = (count(row, 1)?, count(row, 2)?, count(row, 3)?);
+        Ok(MinuteCounts {
+            minute: row.get(0)?,
+            succeeded,
+            retry: all - succeeded - failed,
+            failed,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The attempts of several deliveries (first to last each), in one query.
+pub fn attempts_of(
+    conn: &Connection,
+    ids: &[DeliveryId],
+) -> Result<HashMap<DeliveryId, Vec<Attempt>>> {
+    let ids_json = super::to_json(&ids.iter().map(|id| id.to_string()).collect::<Vec<_>>());
+    let mut stmt = conn.prepare_cached(
+        "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, response_body, \
+         response_truncated FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?1)) \
+         ORDER BY delivery_id, attempt",
+    )?;
+    let rows = stmt.query_map([ids_json], |row| {
+        Ok((
+            row.get::<_, DeliveryId>(0)?,
+            Attempt {
+                attempt: row.get(1)?,
+                started_at: row.get(2)?,
+                duration_ms: row.get(3)?,
+                status_code: row.get(4)?,
+                error: row.get(5)?,
+                response_body: row.get(6)?,
+                response_truncated: row.get(7)?,
+            },
+        ))
+    })?;
+    let mut by_delivery: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
+    for row in rows {
+        let (id, attempt) = row?;
+        by_delivery.entry(id).or_default().push(attempt);
+    }
+    Ok(by_delivery)
+}
