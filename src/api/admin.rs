@@ -16,7 +16,8 @@ use super::extract::{QueryMap, paginate};
 use super::{AppState, ListOf};
 use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
 use crate::domain::{DeliveryId, SurveyId, WebhookId};
-use crate::store::deliveries::{self, DeliveryFilter, DeliveryStatus};
+use crate::store::deliveries::DeliveryStatus;
+use crate::store::delivery_log::{self, DeliveryFilter};
 use crate::store::ops::{self, StatusCounts, WebhookState, WebhookSummary};
 use crate::store::{StoreError, audit};
 
@@ -271,7 +272,7 @@ async fn recent_deliveries(
     let (rows, mut attempts) = app
         .store
         .read(move |c| {
-            let rows = deliveries::list(c, &filter, page.limit + 1)?;
+            let rows = delivery_log::list(c, &filter, page.limit + 1)?;
             let ids: Vec<DeliveryId> = rows.iter().map(|d| d.id).collect();
             Ok::<_, StoreError>((rows, ops::attempts_of(c, &ids)?))
         })

@@ -18,7 +18,8 @@ use super::{AppState, ListOf};
 use crate::domain::time::{format_ms, format_opt, now_ms, parse_rfc3339};
 use crate::domain::{DeliveryId, EventId, EventType, SurveyId, WebhookId};
 use crate::store::audit::{self, Entry};
-use crate::store::deliveries::{self, Attempt, Delivery, DeliveryFilter, DeliveryStatus};
+use crate::store::deliveries::DeliveryStatus;
+use crate::store::delivery_log::{self, Attempt, Delivery, DeliveryFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -115,9 +116,9 @@ async fn detail(app: &AppState, id: DeliveryId) -> ApiResult<DeliveryDetail> {
     let (delivery, payload, attempts) = app
         .store
         .read(move |c| {
-            let delivery = deliveries::find(c, id)?.ok_or(crate::store::StoreError::NotFound)?;
-            let payload = deliveries::payload(c, delivery.event_id)?;
-            Ok((delivery, payload, deliveries::attempts(c, id)?))
+            let delivery = delivery_log::find(c, id)?.ok_or(crate::store::StoreError::NotFound)?;
+            let payload = delivery_log::payload(c, delivery.event_id)?;
+            Ok((delivery, payload, delivery_log::attempts(c, id)?))
         })
         .await?;
     let payload = payload
@@ -179,7 +180,7 @@ async fn list_deliveries(
     };
     let rows = app
         .store
-        .read(move |c| deliveries::list(c, &filter, page.limit + 1))
+        .read(move |c| delivery_log::list(c, &filter, page.limit + 1))
         .await?;
     let (rows, next) = paginate(rows, page.limit, |d| d.id.to_string());
     Ok(Json(ListOf {
@@ -199,7 +200,7 @@ async fn get_delivery(
     let webhook = require_webhook(&app, &survey, &id).await?;
     let delivery_id: DeliveryId = path_id(&delivery)?;
     app.store
-        .read(move |c| deliveries::get(c, webhook.id, delivery_id))
+        .read(move |c| delivery_log::get(c, webhook.id, delivery_id))
         .await?;
     Ok(Json(detail(&app, delivery_id).await?))
 }
@@ -219,9 +220,9 @@ async fn retry_delivery(
     let retried = app
         .store
         .write(move |c| {
-            deliveries::get(c, webhook.id, delivery_id)?;
+            delivery_log::get(c, webhook.id, delivery_id)?;
             let now = now_ms();
-            let retried = deliveries::retry(c, delivery_id, now)?;
+            let retried = delivery_log::retry(c, delivery_id, now)?;
             let entry = Entry {
                 actor: &actor,
                 action: "delivery.retried",
@@ -274,7 +275,7 @@ async fn replay(
         .store
         .write(move |c| {
             let now = now_ms();
-            let queued = deliveries::replay(c, &webhook, since, now)?;
+            let queued = delivery_log::replay(c, &webhook, since, now)?;
             let entry = Entry {
                 actor: &actor,
                 action: "webhook.replayed",

@@ -13,7 +13,8 @@ use crate::api::{AttemptView, DeliveryDetail, DeliveryView, WebhookView};
 use crate::cli::{DataDir, audit_cli};
 use crate::domain::time::{format_ms, now_ms};
 use crate::domain::{DeliveryId, WebhookId};
-use crate::store::deliveries::{self, Delivery, DeliveryFilter, DeliveryStatus};
+use crate::store::deliveries::DeliveryStatus;
+use crate::store::delivery_log::{self, Delivery, DeliveryFilter};
 use crate::store::ops::WebhookState;
 use crate::store::{self, StoreError, control, webhooks};
 
@@ -78,7 +79,7 @@ pub fn run_deliveries(command: DeliveriesCommand, data: &DataDir) -> anyhow::Res
                 event_type: None,
                 before: None,
             };
-            let rows = deliveries::list(&conn, &filter, limit)?;
+            let rows = delivery_log::list(&conn, &filter, limit)?;
             if json {
                 let items: Vec<DeliveryView> = rows.iter().map(DeliveryView::from).collect();
                 print_json(&json!({ "items": items }))?;
@@ -88,11 +89,11 @@ pub fn run_deliveries(command: DeliveriesCommand, data: &DataDir) -> anyhow::Res
         }
         DeliveriesCommand::Show { id, json, payload } => {
             let id: DeliveryId = parse_id(&id, "delivery")?;
-            let delivery =
-                deliveries::find(&conn, id)?.ok_or_else(|| anyhow::anyhow!("no delivery {id}"))?;
-            let attempts = deliveries::attempts(&conn, id)?;
+            let delivery = delivery_log::find(&conn, id)?
+                .ok_or_else(|| anyhow::anyhow!("no delivery {id}"))?;
+            let attempts = delivery_log::attempts(&conn, id)?;
             let body = if payload {
-                deliveries::payload(&conn, delivery.event_id)?
+                delivery_log::payload(&conn, delivery.event_id)?
             } else {
                 None
             };
@@ -159,7 +160,7 @@ fn retry(conn: &mut Connection, id: &str) -> anyhow::Result<()> {
     let id: DeliveryId = parse_id(id, "delivery")?;
     let (delivery, active) = store::with_transaction(conn, |c| {
         let now = now_ms();
-        let delivery = deliveries::retry(c, id, now)?;
+        let delivery = delivery_log::retry(c, id, now)?;
         control::signal(c, delivery.webhook_id, now)?;
         audit_cli(c, "delivery.retried", "delivery", id.to_string())?;
         let active = webhooks::find(c, delivery.webhook_id)?.is_some_and(|w| w.is_active);
@@ -248,7 +249,7 @@ fn delivery_table(rows: &[Delivery]) -> String {
 fn delivery_detail(
     conn: &Connection,
     d: &Delivery,
-    attempts: &[deliveries::Attempt],
+    attempts: &[delivery_log::Attempt],
 ) -> anyhow::Result<String> {
     let hook = webhooks::find(conn, d.webhook_id)?;
     let hook_name = hook.map(|h| format!(" ({})", clean(&h.name)));

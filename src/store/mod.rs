@@ -15,6 +15,7 @@ pub mod backup;
 pub mod contacts;
 pub mod control;
 pub mod deliveries;
+pub mod delivery_log;
 pub mod invitations;
 pub mod keys;
 pub mod ops;

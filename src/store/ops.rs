@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, params};
 
 use super::Result;
-use super::deliveries::Attempt;
+use super::delivery_log::Attempt;
 use crate::domain::time::Millis;
 use crate::domain::{DeliveryId, SurveyId, WebhookId};
 
