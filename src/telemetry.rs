@@ -49,7 +49,7 @@ impl Telemetry {
             metrics::describe_gauge!(
                 "hookd_oldest_pending_age_seconds",
                 Unit::Seconds,
-                "Age of the oldest due pending delivery."
+                "Age since creation of the oldest unfinished delivery (paused ones included)."
             );
             metrics::describe_gauge!(
                 "hookd_disabled_webhooks",
