@@ -17,7 +17,7 @@ use super::client::{AttemptReport, Target};
 use super::{DeliveryContext, attempt_record, next_step};
 use crate::domain::DeliveryId;
 use crate::domain::time::{Millis, now_ms};
-use crate::store::deliveries::{self, ClaimedDelivery, NextStep, RecordEffect};
+use crate::store::deliveries::{self, AttemptRecord, ClaimedDelivery, NextStep, RecordEffect};
 use crate::store::webhooks::Webhook;
 
 /// Messages of a delivery actor: commands, then notices from its own tasks.
@@ -32,8 +32,8 @@ pub enum WebhookMsg {
     Claimed(Result<(Vec<ClaimedDelivery>, Option<Millis>), String>),
     /// Notice: an attempt finished.
     AttemptFinished(Box<(ClaimedDelivery, AttemptReport)>),
-    /// Notice: an attempt's record was committed (or failed to be), with the delivery's
-    /// retry time if it has one.
+    /// Notice: a batch of attempt records was committed (or failed to be), with the
+    /// earliest retry time among them.
     Recorded(Result<(RecordEffect, Option<Millis>), String>),
     /// Test hook: fail as if a bug struck.
     #[cfg(test)]
@@ -55,8 +55,11 @@ pub struct WebhookState {
     /// A claim is under way; wakes meanwhile set `rewake` instead of claiming again.
     claiming: bool,
     rewake: bool,
-    /// Records handed to the store and not yet committed.
-    unrecorded: usize,
+    /// Outcomes waiting to be written; they go in one store job while none is under way,
+    /// so a busy webhook records many attempts per job.
+    unrecorded: Vec<AttemptRecord>,
+    /// A record job is under way.
+    recording: bool,
     /// The pending wake-up timer and when it fires.
     timer: Option<(Millis, Timer)>,
     /// No more claims: the webhook was disabled (410, failures) or the server is stopping.
@@ -95,7 +98,8 @@ impl Actor for WebhookActor {
             in_flight: InFlight::default(),
             claiming: false,
             rewake: false,
-            unrecorded: 0,
+            unrecorded: Vec::new(),
+            recording: false,
             timer: None,
             stopping: false,
             drained: Vec::new(),
@@ -134,7 +138,8 @@ impl Actor for WebhookActor {
                 state.finished(&me, delivery, report);
             }
             WebhookMsg::Recorded(result) => {
-                state.unrecorded -= 1;
+                state.recording = false;
+                state.flush_records(&me);
                 match result {
                     Ok((effect, _)) if effect.webhook_disabled => {
                         tracing::warn!(webhook_id = %state.webhook.id, "webhook disabled; its pending deliveries are paused until it is re-enabled");
@@ -186,7 +191,10 @@ impl Actor for WebhookActor {
 
 impl WebhookState {
     fn is_idle(&self) -> bool {
-        self.in_flight.0.is_empty() && self.unrecorded == 0 && !self.claiming
+        self.in_flight.0.is_empty()
+            && self.unrecorded.is_empty()
+            && !self.recording
+            && !self.claiming
     }
 
     /// Claims as many due deliveries as there are free slots, unless a claim is under way.
@@ -308,30 +316,44 @@ impl WebhookState {
             Duration::from_millis(u64::from(report.duration_ms)),
         );
         tracing::debug!(webhook_id = %self.webhook.id, delivery_id = %delivery.id, status = ?report.status_code, outcome, "attempt finished");
-        let retry_at = match next {
-            NextStep::RetryAt(at) => Some(at),
-            _ => None,
-        };
-        let record = attempt_record(&report, &delivery, &self.webhook, next);
-        let (store, limit, me2) = (
+        self.unrecorded
+            .push(attempt_record(&report, &delivery, &self.webhook, next));
+        self.flush_records(me);
+        if self.rewake {
+            self.claim(me);
+        }
+    }
+
+    /// Hands every waiting outcome to the store in one job, unless a job is under way (its
+    /// notice flushes what arrived meanwhile).
+    fn flush_records(&mut self, me: &ActorRef<WebhookMsg>) {
+        if self.recording || self.unrecorded.is_empty() {
+            return;
+        }
+        self.recording = true;
+        let records = std::mem::take(&mut self.unrecorded);
+        let retry_at = records
+            .iter()
+            .filter_map(|r| match r.next {
+                NextStep::RetryAt(at) => Some(at),
+                _ => None,
+            })
+            .min();
+        let (store, limit, me) = (
             self.ctx.store.clone(),
             self.ctx.auto_disable_after,
             me.clone(),
         );
-        self.unrecorded += 1;
         tokio::spawn(async move {
             let result = store
                 .write_relaxed(move |conn| {
-                    deliveries::record_attempt(conn, &record, limit, now_ms())
+                    deliveries::record_attempts(conn, &records, limit, now_ms())
                 })
                 .await
                 .map(|effect| (effect, retry_at))
                 .map_err(|e| e.to_string());
-            let _ = me2.cast(WebhookMsg::Recorded(result));
+            let _ = me.cast(WebhookMsg::Recorded(result));
         });
-        if self.rewake {
-            self.claim(me);
-        }
     }
 
     /// Makes sure the actor is woken no later than `at`.

@@ -228,6 +228,21 @@ pub struct RecordEffect {
     pub webhook_disabled: bool,
 }
 
+/// Writes a batch of attempts (one webhook's, in the order they finished).
+pub fn record_attempts(
+    conn: &Connection,
+    records: &[AttemptRecord],
+    auto_disable_after: u32,
+    now: Millis,
+) -> Result<RecordEffect> {
+    let mut effect = RecordEffect::default();
+    for record in records {
+        effect.webhook_disabled |=
+            record_attempt(conn, record, auto_disable_after, now)?.webhook_disabled;
+    }
+    Ok(effect)
+}
+
 /// Writes an attempt and moves its delivery on. With `auto_disable_after` > 0, the webhook
 /// is disabled when that many consecutive deliveries have ended `failed`.
 pub fn record_attempt(

@@ -174,52 +174,52 @@ pub fn retry(conn: &Connection, id: DeliveryId, now: Millis) -> Result<Delivery>
 /// has no succeeded (or still queued) delivery to it, a delivery: a failed one is sent
 /// again under its own id, an event never delivered gets a new one. Returns how many.
 pub fn replay(conn: &Connection, webhook: &Webhook, since: Millis, now: Millis) -> Result<u64> {
+    // One pass over the survey's events since `since` (events_by_survey_time), each checked
+    // against its own deliveries to this webhook (deliveries_by_event): the last failed
+    // delivery to reopen, if any.
     let mut events = conn.prepare_cached(
-        "SELECT e.id, e.event_type, e.created_at FROM events e WHERE e.survey_id = ?1 AND e.created_at >= ?2 \
-         AND e.payload IS NOT NULL AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id \
-         AND d.webhook_id = ?3 AND d.status IN ('succeeded', 'pending', 'delivering')) ORDER BY e.created_at",
+        "SELECT e.id, e.event_type, \
+         (SELECT d.id FROM deliveries d WHERE d.event_id = e.id AND d.webhook_id = ?3 \
+          AND d.status = 'failed' ORDER BY d.created_at DESC LIMIT 1) \
+         FROM events e WHERE e.survey_id = ?1 AND e.created_at >= ?2 AND e.payload IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.webhook_id = ?3 \
+         AND d.status IN ('succeeded', 'pending', 'delivering')) ORDER BY e.created_at",
     )?;
     let candidates = events
         .query_map(params![webhook.survey_id, since, webhook.id], |row| {
             Ok((
                 row.get::<_, EventId>(0)?,
                 row.get::<_, String>(1)?,
-                row.get::<_, Millis>(2)?,
+                row.get::<_, Option<DeliveryId>>(2)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut reopen = conn.prepare_cached(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, completed_at = NULL, \
+         schedule_base = attempt_count WHERE id = ?1",
+    )?;
     let mut queued = 0;
-    for (event_id, event_type, created_at) in candidates {
+    for (event_id, event_type, failed) in candidates {
         let Some(kind) = EventType::parse_subscribable(&event_type) else {
             continue;
         };
         if !webhook.events.contains(&kind) {
             continue;
         }
-        let reopened = conn
-            .prepare_cached(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3, completed_at = NULL, \
-                 schedule_base = attempt_count WHERE id = (SELECT id FROM deliveries \
-                 WHERE event_id = ?1 AND webhook_id = ?2 AND status = 'failed' ORDER BY id DESC LIMIT 1)",
-            )?
-            .execute(params![event_id, webhook.id, now])?;
-        if reopened == 0 {
-            let event = NewEvent {
-                id: event_id,
-                survey_id: webhook.survey_id,
-                event_type: kind,
-                payload: String::new(),
-                created_at,
-            };
-            insert_delivery(
-                conn,
-                webhook.id,
-                &NewEvent {
+        match failed {
+            Some(delivery_id) => {
+                reopen.execute(params![delivery_id, now])?;
+            }
+            None => {
+                let event = NewEvent {
+                    id: event_id,
+                    survey_id: webhook.survey_id,
+                    event_type: kind,
+                    payload: String::new(),
                     created_at: now,
-                    ..event
-                },
-                false,
-            )?;
+                };
+                insert_delivery(conn, webhook.id, &event, false)?;
+            }
         }
         queued += 1;
     }

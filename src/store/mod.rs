@@ -7,6 +7,7 @@
 //! intent; the async [`Store`] runs them off the executor threads, and the command line
 //! calls them directly.
 
+mod checkpoint;
 mod migrate;
 mod writer;
 
@@ -69,7 +70,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 
-/// How many read connections the pool keeps beside the writer's.
+/// How many read connections the pool keeps beside the writer's and the checkpointer's.
 const READ_CONNECTIONS: u32 = 6;
 
 /// Handle to the database: a read pool and the group-commit writer. Cheap to clone.
@@ -95,7 +96,7 @@ pub fn open_pool(data_dir: &Path) -> Result<Pool> {
     configure(&mut Connection::open(database_path(data_dir))?)?;
     let manager = SqliteConnectionManager::file(database_path(data_dir)).with_init(configure);
     let pool = r2d2::Pool::builder()
-        .max_size(READ_CONNECTIONS + 1)
+        .max_size(READ_CONNECTIONS + 2)
         .build(manager)?;
     migrate::run(&mut *pool.get()?)?;
     Ok(pool)
@@ -105,14 +106,14 @@ pub fn open_pool(data_dir: &Path) -> Result<Pool> {
 /// answers; group commit (the writer) is what keeps that affordable.
 fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
 }
 
 impl Store {
     /// Opens the store of a data directory and starts its writer thread.
     pub fn open(data_dir: &Path) -> Result<Self> {
         let pool = open_pool(data_dir)?;
-        let writer = Writer::start(pool.get()?)?;
+        let writer = Writer::start(pool.get()?, pool.get()?)?;
         Ok(Self { pool, writer })
     }
 

@@ -321,9 +321,11 @@ pub fn active_subscribers(
     survey_id: SurveyId,
     event_type: EventType,
 ) -> Result<Vec<WebhookId>> {
-    let pattern = format!("%\"{}\"%", event_type.as_str());
+    // `events` is a JSON array of names; a quoted name is unique in it. instr(), not LIKE:
+    // a LIKE on a bound parameter makes SQLite re-prepare the statement on every call.
+    let pattern = format!("\"{}\"", event_type.as_str());
     let mut stmt = conn.prepare_cached(
-        "SELECT id FROM webhooks WHERE survey_id = ?1 AND is_active = 1 AND events LIKE ?2 ORDER BY id",
+        "SELECT id FROM webhooks WHERE survey_id = ?1 AND is_active = 1 AND instr(events, ?2) > 0 ORDER BY id",
     )?;
     let ids = stmt.query_map(params![survey_id, pattern], |row| row.get(0))?;
     Ok(ids.collect::<rusqlite::Result<_>>()?)

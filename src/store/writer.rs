@@ -17,6 +17,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::Checkpointer;
 use super::{Result, StoreError};
 
 /// Most jobs committed in one transaction; bounds the latency one batch adds to the next.
@@ -106,11 +107,23 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub fn start(conn: PooledConnection<SqliteConnectionManager>) -> Result<Self> {
+    /// Starts the writer thread on `conn`, with checkpoints on `checkpoint_conn`.
+    pub fn start(
+        conn: PooledConnection<SqliteConnectionManager>,
+        checkpoint_conn: PooledConnection<SqliteConnectionManager>,
+    ) -> Result<Self> {
+        // A large page cache keeps the hot index pages in memory; the writer only appends
+        // to the WAL, and folds it in itself only if the checkpoint thread falls far behind.
+        conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;")?;
+        let checkpointer =
+            Checkpointer::start(checkpoint_conn).map_err(|source| StoreError::DataDir {
+                path: "checkpoint thread".into(),
+                source,
+            })?;
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("hookd-writer".into())
-            .spawn(move || write_loop(conn, inbox))
+            .spawn(move || write_loop(conn, checkpointer, inbox))
             .map_err(|source| StoreError::DataDir {
                 path: "writer thread".into(),
                 source,
@@ -146,9 +159,15 @@ impl Writer {
     }
 }
 
-fn write_loop(conn: PooledConnection<SqliteConnectionManager>, mut inbox: mpsc::Receiver<Command>) {
+fn write_loop(
+    conn: PooledConnection<SqliteConnectionManager>,
+    checkpointer: Checkpointer,
+    mut inbox: mpsc::Receiver<Command>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
+    // The synchronous level the connection is at (unknown until the first batch sets it).
+    let mut level = None;
     while closing.is_none() {
         let Some(first) = inbox.blocking_recv() else {
             break;
@@ -166,8 +185,9 @@ fn write_loop(conn: PooledConnection<SqliteConnectionManager>, mut inbox: mpsc::
                 next = inbox.try_recv().ok();
             }
         }
-        commit_batch(&conn, &mut batch);
+        commit_batch(&conn, &mut batch, &mut level);
     }
+    drop(checkpointer);
     // Leave a tidy, fully synced file behind: the WAL folded into the database.
     if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(%error, "final checkpoint failed; the WAL is replayed at the next start");
@@ -177,11 +197,11 @@ fn write_loop(conn: PooledConnection<SqliteConnectionManager>, mut inbox: mpsc::
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
+fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>, level: &mut Option<Durability>) {
     if batch.is_empty() {
         return;
     }
-    let commit = run_batch(conn, batch);
+    let commit = run_batch(conn, batch, level);
     if commit.is_err() {
         let _ = conn.execute_batch("ROLLBACK");
         tracing::error!(error = %commit.as_ref().err().map(ToString::to_string).unwrap_or_default(),
@@ -196,19 +216,28 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
     }
 }
 
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<()> {
-    let durable = batch
+fn run_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn Job>],
+    level: &mut Option<Durability>,
+) -> Result<()> {
+    let wanted = if batch
         .iter()
-        .any(|job| job.durability() == Durability::Durable);
-    // Chosen outside the transaction: SQLite reads the level when the transaction begins.
-    run_cached(
-        conn,
-        if durable {
-            "PRAGMA synchronous = FULL"
-        } else {
-            "PRAGMA synchronous = NORMAL"
-        },
-    )?;
+        .any(|job| job.durability() == Durability::Durable)
+    {
+        Durability::Durable
+    } else {
+        Durability::Relaxed
+    };
+    // Chosen outside the transaction (SQLite reads it when the transaction begins), and
+    // only when it changes: setting it costs a statement preparation.
+    if *level != Some(wanted) {
+        conn.execute_batch(match wanted {
+            Durability::Durable => "PRAGMA synchronous = FULL",
+            Durability::Relaxed => "PRAGMA synchronous = NORMAL",
+        })?;
+        *level = Some(wanted);
+    }
     run_cached(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         job.run(conn);
