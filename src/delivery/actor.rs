@@ -7,7 +7,7 @@
 //! queued. Claims, sends and records report back as notices, so the actor never blocks on
 //! I/O and always has an exact picture of what it has in flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -52,6 +52,9 @@ pub struct WebhookState {
     /// `None` when the stored URL no longer passes the policy (each attempt then fails).
     target: Result<Target, String>,
     in_flight: InFlight,
+    /// Claimed and waiting for a free slot: a prefetch of up to `max_in_flight`, so a slot
+    /// that frees starts its next send at once instead of waiting for a claim's commit.
+    queued: VecDeque<ClaimedDelivery>,
     /// A claim is under way; wakes meanwhile set `rewake` instead of claiming again.
     claiming: bool,
     rewake: bool,
@@ -96,6 +99,7 @@ impl Actor for WebhookActor {
             webhook,
             target,
             in_flight: InFlight::default(),
+            queued: VecDeque::new(),
             claiming: false,
             rewake: false,
             unrecorded: Vec::new(),
@@ -129,7 +133,7 @@ impl Actor for WebhookActor {
                 state.claim(&me);
             }
             WebhookMsg::Drain(reply) => {
-                state.stopping = true;
+                state.stop_claiming();
                 state.drained.extend(reply);
             }
             WebhookMsg::Claimed(result) => state.claimed(&me, result),
@@ -143,7 +147,7 @@ impl Actor for WebhookActor {
                 match result {
                     Ok((effect, _)) if effect.webhook_disabled => {
                         tracing::warn!(webhook_id = %state.webhook.id, "webhook disabled; its pending deliveries are paused until it is re-enabled");
-                        state.stopping = true;
+                        state.stop_claiming();
                     }
                     // The timer may have fired before this record made the delivery
                     // claimable again; make sure a wake follows the commit.
@@ -176,7 +180,13 @@ impl Actor for WebhookActor {
         if let Some((_, timer)) = state.timer.take() {
             timer.abort();
         }
-        let abandoned: Vec<DeliveryId> = state.in_flight.0.keys().copied().collect();
+        let abandoned: Vec<DeliveryId> = state
+            .in_flight
+            .0
+            .keys()
+            .copied()
+            .chain(state.queued.drain(..).map(|d| d.id))
+            .collect();
         state.in_flight = InFlight::default();
         if !abandoned.is_empty() {
             state
@@ -192,6 +202,7 @@ impl Actor for WebhookActor {
 impl WebhookState {
     fn is_idle(&self) -> bool {
         self.in_flight.0.is_empty()
+            && self.queued.is_empty()
             && self.unrecorded.is_empty()
             && !self.recording
             && !self.claiming
@@ -202,11 +213,7 @@ impl WebhookState {
         if self.stopping {
             return;
         }
-        let free = self
-            .ctx
-            .max_in_flight
-            .get()
-            .saturating_sub(self.in_flight.0.len() as u32);
+        let free = self.room();
         if self.claiming || free == 0 {
             self.rewake = true;
             return;
@@ -244,33 +251,60 @@ impl WebhookState {
         };
         if self.stopping {
             // Paused while the claim was under way: hand the deliveries back untouched.
-            let ids: Vec<DeliveryId> = claimed.iter().map(|d| d.id).collect();
-            let store = self.ctx.store.clone();
-            tokio::spawn(async move {
-                store
-                    .write(move |conn| deliveries::release(conn, &ids))
-                    .await
-            });
+            self.release(claimed);
             return;
         }
-        if claimed.len() as u32
-            >= self
-                .ctx
-                .max_in_flight
-                .get()
-                .saturating_sub(self.in_flight.0.len() as u32)
-        {
+        if claimed.len() as u32 >= self.room() {
             self.rewake = true; // a full batch: more may be due
         }
-        for delivery in claimed {
-            self.send(me, delivery);
-        }
+        self.queued.extend(claimed);
+        self.start_sends(me);
         if let Some(at) = next_due {
             self.wake_at(me, at);
         }
         if self.rewake {
             self.claim(me);
         }
+    }
+
+    /// Claims this actor may still hold: the in-flight slots plus as many queued.
+    fn room(&self) -> u32 {
+        let held = self.in_flight.0.len() + self.queued.len();
+        (2 * self.ctx.max_in_flight.get()).saturating_sub(held as u32)
+    }
+
+    /// Fills the free in-flight slots from the queue.
+    fn start_sends(&mut self, me: &ActorRef<WebhookMsg>) {
+        while self.in_flight.0.len() < self.ctx.max_in_flight.get() as usize {
+            let Some(delivery) = self.queued.pop_front() else {
+                break;
+            };
+            self.send(me, delivery);
+        }
+    }
+
+    /// Stops claiming and hands the queued (not yet sent) deliveries back.
+    fn stop_claiming(&mut self) {
+        self.stopping = true;
+        let queued: Vec<ClaimedDelivery> = self.queued.drain(..).collect();
+        self.release(queued);
+    }
+
+    /// Returns claimed deliveries to `pending`, untouched.
+    fn release(&mut self, claimed: Vec<ClaimedDelivery>) {
+        if claimed.is_empty() {
+            return;
+        }
+        let ids: Vec<DeliveryId> = claimed.iter().map(|d| d.id).collect();
+        let store = self.ctx.store.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store
+                .write(move |conn| deliveries::release(conn, &ids))
+                .await
+            {
+                tracing::error!(%error, "could not release claims; the next start releases them");
+            }
+        });
     }
 
     fn send(&mut self, me: &ActorRef<WebhookMsg>, delivery: ClaimedDelivery) {
@@ -307,7 +341,7 @@ impl WebhookState {
             NextStep::Failed => "failed",
             NextStep::DisableWebhook(_) => {
                 tracing::warn!(webhook_id = %self.webhook.id, "receiver answered 410 Gone; disabling the webhook");
-                self.stopping = true;
+                self.stop_claiming();
                 "disabled"
             }
         };
@@ -319,7 +353,9 @@ impl WebhookState {
         self.unrecorded
             .push(attempt_record(&report, &delivery, &self.webhook, next));
         self.flush_records(me);
-        if self.rewake {
+        self.start_sends(me);
+        // Claim again once the prefetch runs low, so claims stay batched.
+        if self.rewake && self.queued.len() <= self.ctx.max_in_flight.get() as usize / 2 {
             self.claim(me);
         }
     }

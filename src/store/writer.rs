@@ -112,9 +112,9 @@ impl Writer {
         conn: PooledConnection<SqliteConnectionManager>,
         checkpoint_conn: PooledConnection<SqliteConnectionManager>,
     ) -> Result<Self> {
-        // A large page cache keeps the hot index pages in memory; the writer only appends
+        // A 32 MiB page cache keeps the hot index pages in memory; the writer only appends
         // to the WAL, and folds it in itself only if the checkpoint thread falls far behind.
-        conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;")?;
+        conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384;")?;
         let checkpointer =
             Checkpointer::start(checkpoint_conn).map_err(|source| StoreError::DataDir {
                 path: "checkpoint thread".into(),
