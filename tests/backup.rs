@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,22 +12,6 @@ use common::{Receiver, spawn_app, spawn_app_with, test_args, wait_until};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-async fn hookd(data_dir: &Path, args: &[&str]) -> Output {
-    let data_dir = data_dir.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        common::hookd_binary()
-            .args(&args)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .env_remove("HOOKD_DATA_DIR")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
 
 #[tokio::test]
 async fn a_backup_taken_under_load_restores_into_a_working_server() {
@@ -58,7 +41,7 @@ async fn a_backup_taken_under_load_restores_into_a_working_server() {
 
     let backups = tempfile::tempdir().unwrap();
     let file: PathBuf = backups.path().join("hookd-backup.db");
-    let out = hookd(&app.data_dir, &["backup", "--to", file.to_str().unwrap()]).await;
+    let out = common::run_cli(&app.data_dir, &["backup", "--to", file.to_str().unwrap()]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -82,7 +65,7 @@ async fn a_backup_taken_under_load_restores_into_a_working_server() {
         .unwrap();
     assert!(backed_up >= 20, "{backed_up} deliveries in the backup");
     drop(copy);
-    let again = hookd(&app.data_dir, &["backup", "--to", file.to_str().unwrap()]).await;
+    let again = common::run_cli(&app.data_dir, &["backup", "--to", file.to_str().unwrap()]).await;
     assert!(!again.status.success());
     let error = String::from_utf8_lossy(&again.stderr);
     assert!(error.contains("already exists"), "{error}");

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use common::{Receiver, Reply, TestApp, spawn_app, wait_until};
@@ -13,26 +12,9 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Runs `hookd ARGS --data-dir DIR` off the async threads (the server may share them).
-async fn hookd(data_dir: &Path, args: &[&str]) -> Output {
-    let data_dir = data_dir.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        common::hookd_binary()
-            .args(&args)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .env_remove("HOOKD_DATA_DIR")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 /// The command's standard output; the command must have succeeded.
 async fn hookd_ok(data_dir: &Path, args: &[&str]) -> String {
-    let output = hookd(data_dir, args).await;
+    let output = common::run_cli(data_dir, args).await;
     assert!(
         output.status.success(),
         "hookd {args:?} failed: {}",
@@ -47,7 +29,7 @@ async fn hookd_json(data_dir: &Path, args: &[&str]) -> Value {
 
 /// The command's standard error; the command must have failed.
 async fn hookd_err(data_dir: &Path, args: &[&str]) -> String {
-    let output = hookd(data_dir, args).await;
+    let output = common::run_cli(data_dir, args).await;
     assert!(!output.status.success(), "hookd {args:?} succeeded");
     String::from_utf8(output.stderr).unwrap()
 }

@@ -117,3 +117,17 @@ pub fn array(value: &Value) -> Result<&Vec<Value>, String> {
         .as_array()
         .ok_or_else(|| "must be an array".to_owned())
 }
+
+/// The `embeddedData` and `metadata` objects a response may carry (empty when absent),
+/// each at most `max_bytes` of JSON.
+pub fn response_context(
+    f: &mut Fields<'_>,
+    max_bytes: usize,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut read = |name: &str| {
+        f.optional(name, small_object(max_bytes))
+            .flatten()
+            .unwrap_or_default()
+    };
+    (read("embeddedData"), read("metadata"))
+}

@@ -189,14 +189,7 @@ async fn save(
         .await?;
     let mut f = Fields::new(&body);
     let answers = f.required("answers", fields::object);
-    let embedded_data = f
-        .optional("embeddedData", fields::small_object(MAX_CONTEXT_BYTES))
-        .flatten()
-        .unwrap_or_default();
-    let metadata = f
-        .optional("metadata", fields::small_object(MAX_CONTEXT_BYTES))
-        .flatten()
-        .unwrap_or_default();
+    let (embedded_data, metadata) = fields::response_context(&mut f, MAX_CONTEXT_BYTES);
     let complete = f.required("complete", fields::boolean);
     f.finish()?;
     let input = Input {

@@ -193,14 +193,7 @@ async fn submit_response(
         })
         .flatten();
     let answers = f.required("answers", fields::object);
-    let embedded_data = f
-        .optional("embeddedData", fields::small_object(MAX_CONTEXT_BYTES))
-        .flatten()
-        .unwrap_or_default();
-    let metadata = f
-        .optional("metadata", fields::small_object(MAX_CONTEXT_BYTES))
-        .flatten()
-        .unwrap_or_default();
+    let (embedded_data, metadata) = fields::response_context(&mut f, MAX_CONTEXT_BYTES);
     let answers = answers.and_then(|answers| {
         match validate_answers(&survey.questions, &answers, Completeness::Complete) {
             Ok(clean) => Some(clean),

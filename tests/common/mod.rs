@@ -253,6 +253,23 @@ pub fn hookd_binary() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
 }
 
+/// Runs `hookd ARGS --data-dir DIR` off the async threads (a server may share them).
+pub async fn run_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    let data_dir = data_dir.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        hookd_binary()
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env_remove("HOOKD_DATA_DIR")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// A free loopback port (for the binary, which cannot be handed a listener).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
