@@ -536,6 +536,12 @@ async fn the_service_routes_answer() {
         names,
         ["survey.response_completed", "survey.response_started"]
     );
+    let (status, undecodable) = app.get("/api/surveys/%FF/webhooks").await;
+    assert_eq!(
+        (status, undecodable["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "a path that cannot be decoded names nothing, in the contract's shape"
+    );
     let (status, unknown) = app.get("/api/nothing-here").await;
     assert_eq!(
         (status, unknown["error"]["code"].as_str()),

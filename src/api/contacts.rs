@@ -2,7 +2,7 @@
 //! Contact fields are validated and normalised here; matching lives in the store.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use super::extract::{JsonObject, QueryMap, paginate, path_id};
+use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
 use super::fields::{self, Fields};
 use super::{AppState, ListOf};
 use crate::domain::ContactId;
@@ -307,7 +307,7 @@ async fn list_contacts(
     responses((status = 200, body = ContactView), (status = 404, body = ErrorBody)))]
 async fn get_contact(
     State(app): State<AppState>,
-    Path(contact): Path<String>,
+    ApiPath(contact): ApiPath<String>,
 ) -> ApiResult<Json<ContactView>> {
     let id: ContactId = path_id(&contact)?;
     let contact = app.store.read(move |c| contacts::get(c, id)).await?;

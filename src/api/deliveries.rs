@@ -2,7 +2,7 @@
 //! replay since a time.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonObject, QueryMap, paginate, path_id};
+use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
 use super::fields::{self, Fields};
 use super::webhooks::require_webhook;
 use super::{AppState, ListOf};
@@ -138,7 +138,7 @@ async fn detail(app: &AppState, id: DeliveryId) -> ApiResult<DeliveryDetail> {
     responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)))]
 async fn test_webhook(
     State(app): State<AppState>,
-    Path((survey, id)): Path<(String, String)>,
+    ApiPath((survey, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let webhook = require_webhook(&app, &survey, &id).await?;
     let delivery_id = app.engine.send_test(&webhook).await?;
@@ -152,7 +152,7 @@ async fn test_webhook(
     responses((status = 200, body = ListOf<DeliveryView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_deliveries(
     State(app): State<AppState>,
-    Path((survey, id)): Path<(String, String)>,
+    ApiPath((survey, id)): ApiPath<(String, String)>,
     query: QueryMap,
 ) -> ApiResult<Json<ListOf<DeliveryView>>> {
     let webhook = require_webhook(&app, &survey, &id).await?;
@@ -195,7 +195,7 @@ async fn list_deliveries(
     responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)))]
 async fn get_delivery(
     State(app): State<AppState>,
-    Path((survey, id, delivery)): Path<(String, String, String)>,
+    ApiPath((survey, id, delivery)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let webhook = require_webhook(&app, &survey, &id).await?;
     let delivery_id: DeliveryId = path_id(&delivery)?;
@@ -212,7 +212,7 @@ async fn get_delivery(
 async fn retry_delivery(
     State(app): State<AppState>,
     caller: Caller,
-    Path((survey, id, delivery)): Path<(String, String, String)>,
+    ApiPath((survey, id, delivery)): ApiPath<(String, String, String)>,
 ) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
     let webhook = require_webhook(&app, &survey, &id).await?;
     let delivery_id: DeliveryId = path_id(&delivery)?;
@@ -259,7 +259,7 @@ pub struct ReplayInput {
 async fn replay(
     State(app): State<AppState>,
     caller: Caller,
-    Path((survey, id)): Path<(String, String)>,
+    ApiPath((survey, id)): ApiPath<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<Queued>)> {
     let webhook = require_webhook(&app, &survey, &id).await?;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use super::extract::{JsonObject, QueryMap, path_id};
+use super::extract::{ApiPath, JsonObject, QueryMap, path_id};
 use super::fields::{self, Fields};
 use super::surveys::MAX_CONTEXT_BYTES;
 use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
@@ -80,7 +80,7 @@ pub struct DistributionView {
 async fn quick_distribution(
     State(app): State<AppState>,
     caller: Caller,
-    Path(survey): Path<String>,
+    ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<DistributionView>)> {
     let survey_id: SurveyId = path_id(&survey)?;
@@ -262,7 +262,7 @@ pub struct BulkStatusInput {
         (status = 422, body = ErrorBody)))]
 async fn bulk_status_get(
     State(app): State<AppState>,
-    Path(survey): Path<String>,
+    ApiPath(survey): ApiPath<String>,
     query: QueryMap,
 ) -> ApiResult<Json<BulkStatusView>> {
     let survey_id: SurveyId = path_id(&survey)?;
@@ -284,7 +284,7 @@ async fn bulk_status_get(
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn bulk_status_post(
     State(app): State<AppState>,
-    Path(survey): Path<String>,
+    ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<BulkStatusView>> {
     let survey_id: SurveyId = path_id(&survey)?;

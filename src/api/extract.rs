@@ -68,6 +68,25 @@ impl<S: Send + Sync> FromRequest<S> for JsonValue {
     }
 }
 
+/// Path parameters. A segment that cannot even be decoded (invalid UTF-8, say) names
+/// nothing that exists, so it is a 404 in the contract's shape, not axum's plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|_| ApiError::NotFound)
+    }
+}
+
 /// Parses a path id; an id that is not a UUID cannot exist, so it is a 404.
 pub fn path_id<T: FromStr>(text: &str) -> Result<T, ApiError> {
     text.parse().map_err(|_| ApiError::NotFound)

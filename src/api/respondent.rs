@@ -10,7 +10,7 @@
 mod page;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{self, HeaderMap};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use self::page::{no_store, page};
 use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use super::extract::JsonObject;
+use super::extract::{ApiPath, JsonObject};
 use super::fields::{self, Fields};
 use super::surveys::MAX_CONTEXT_BYTES;
 use crate::domain::survey::{Completeness, Question, validate_answers};
@@ -124,7 +124,7 @@ pub struct SaveInput {
         (status = 404, description = "unknown or expired link", body = ErrorBody)))]
 async fn show(
     State(app): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
     headers: HeaderMap,
 ) -> Response {
     let html = wants_html(&headers);
@@ -176,7 +176,7 @@ enum Saved {
         (status = 409, description = "already_completed", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn save(
     State(app): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     if !plausible(&token) {

@@ -1,7 +1,7 @@
 //! Survey routes (SPEC §5): surveys, the kiosk submission and reading a response.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{JsonObject, QueryMap, paginate, path_id};
+use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
 use super::fields::{self, Fields};
 use super::{AppState, ListOf};
 use crate::domain::survey::{Completeness, Question, validate_answers, validate_questions};
@@ -113,7 +113,7 @@ async fn list_surveys(
     responses((status = 200, body = SurveyView), (status = 404, body = ErrorBody)))]
 async fn get_survey(
     State(app): State<AppState>,
-    Path(survey): Path<String>,
+    ApiPath(survey): ApiPath<String>,
 ) -> ApiResult<Json<SurveyView>> {
     let id: SurveyId = path_id(&survey)?;
     let survey = app.store.read(move |c| surveys::get(c, id)).await?;
@@ -179,7 +179,7 @@ pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
     responses((status = 201, body = ResponseView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn submit_response(
     State(app): State<AppState>,
-    Path(survey): Path<String>,
+    ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<ResponseView>)> {
     let survey_id: SurveyId = path_id(&survey)?;
@@ -247,7 +247,7 @@ async fn submit_response(
     responses((status = 200, body = ResponseView), (status = 404, body = ErrorBody)))]
 async fn get_response(
     State(app): State<AppState>,
-    Path((survey, response)): Path<(String, String)>,
+    ApiPath((survey, response)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<ResponseView>> {
     let (survey_id, id): (SurveyId, ResponseId) = (path_id(&survey)?, path_id(&response)?);
     let response = app

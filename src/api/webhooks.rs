@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION};
 use axum::response::IntoResponse;
 use serde::Serialize;
@@ -13,7 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonObject, QueryMap, paginate, path_id};
+use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
 use super::fields::{self, Fields};
 use super::{AppState, ListOf};
 use crate::domain::ssrf::NetworkPolicy;
@@ -204,7 +204,7 @@ fn survey_path(id: &str) -> ApiResult<SurveyId> {
 async fn create_webhook(
     State(app): State<AppState>,
     caller: Caller,
-    Path(survey): Path<String>,
+    ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<impl IntoResponse> {
     let survey_id = survey_path(&survey)?;
@@ -258,7 +258,7 @@ async fn create_webhook(
     responses((status = 200, body = ListOf<WebhookView>), (status = 404, body = ErrorBody)))]
 async fn list_webhooks(
     State(app): State<AppState>,
-    Path(survey): Path<String>,
+    ApiPath(survey): ApiPath<String>,
     query: QueryMap,
 ) -> ApiResult<Json<ListOf<WebhookView>>> {
     let survey_id = survey_path(&survey)?;
@@ -280,7 +280,7 @@ async fn list_webhooks(
     responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody)))]
 async fn get_webhook(
     State(app): State<AppState>,
-    Path((survey, id)): Path<(String, String)>,
+    ApiPath((survey, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<WebhookView>> {
     let (survey_id, id) = (survey_path(&survey)?, path_id(&id)?);
     let webhook = app
@@ -298,7 +298,7 @@ async fn get_webhook(
 async fn update_webhook(
     State(app): State<AppState>,
     caller: Caller,
-    Path((survey, id)): Path<(String, String)>,
+    ApiPath((survey, id)): ApiPath<(String, String)>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Json<WebhookView>> {
     let (survey_id, id): (SurveyId, WebhookId) = (survey_path(&survey)?, path_id(&id)?);
@@ -343,7 +343,7 @@ async fn update_webhook(
 async fn delete_webhook(
     State(app): State<AppState>,
     caller: Caller,
-    Path((survey, id)): Path<(String, String)>,
+    ApiPath((survey, id)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let (survey_id, id): (SurveyId, WebhookId) = (survey_path(&survey)?, path_id(&id)?);
     let actor = caller.0.clone();
