@@ -165,3 +165,44 @@ async fn admin_actions_are_audited_with_the_key_that_did_them() {
         "no secret in the audit detail"
     );
 }
+
+#[test]
+fn serve_help_documents_every_setting() {
+    let help = hookd_binary().args(["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8(help.stdout).unwrap();
+    for variable in [
+        "HOOKD_LISTEN",
+        "HOOKD_DATA_DIR",
+        "HOOKD_API_KEY",
+        "HOOKD_ALLOW_HTTP",
+        "HOOKD_ALLOW_NETWORKS",
+        "HOOKD_ALLOW_HOSTS",
+        "HOOKD_DELIVERY_TIMEOUT_MS",
+        "HOOKD_HOST_RATE_LIMIT",
+        "HOOKD_AUTO_DISABLE_AFTER",
+        "HOOKD_RETENTION_DAYS",
+        "HOOKD_CONFIG",
+    ] {
+        assert!(
+            text.contains(variable),
+            "{variable} is not in `hookd serve --help`"
+        );
+    }
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hookd_binary()
+        .arg("serve")
+        .env("HOOKD_DATA_DIR", dir.path())
+        .env("HOOKD_ALLOW_NETWORKS", "10.0.0.0/8,not-a-network")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("HOOKD_ALLOW_NETWORKS") && message.contains("not-a-network"),
+        "{message}"
+    );
+}

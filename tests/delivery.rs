@@ -675,3 +675,61 @@ async fn an_allowed_host_name_that_resolves_to_a_refused_address_is_blocked_at_c
         "the IP literal itself is refused"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_never_has_more_attempts_in_flight_than_its_bound_nor_one_delivery_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_args(dir.path());
+    args.max_in_flight = Some(2);
+    let app = spawn_app_with(args, Some(dir)).await;
+    let receiver = Receiver::scripted(|_, _| Reply::ok().after(Duration::from_millis(100))).await;
+    let survey = app.create_survey().await;
+    let webhook = app
+        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
+        .await;
+    for stars in 1..=5 {
+        app.complete_response(&survey, stars).await;
+        app.complete_response(&survey, stars).await;
+    }
+    wait_until("all ten delivered", WAIT, || async {
+        app.count_with_status(&survey, &webhook, "succeeded").await == 10
+    })
+    .await;
+    assert_eq!(
+        receiver.max_concurrent(),
+        2,
+        "the bound is used and never passed"
+    );
+    assert!(
+        receiver.per_delivery().values().all(|&n| n == 1),
+        "no delivery sent twice"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_that_outlasts_the_timeout_fails_as_timed_out() {
+    let app = spawn_app().await; // delivery timeout 2 s
+    let receiver = Receiver::scripted(|_, _| Reply::ok().after(Duration::from_secs(4))).await;
+    let survey = app.create_survey().await;
+    let webhook = app
+        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
+        .await;
+    let (status, detail) = app
+        .post(
+            &format!("/api/surveys/{survey}/webhooks/{webhook}/test"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["status"], "failed");
+    let attempt = &detail["attempts"][0];
+    assert!(
+        attempt["error"].as_str().unwrap().contains("timed out"),
+        "{attempt}"
+    );
+    assert_eq!(attempt["statusCode"], Value::Null);
+    assert!(
+        attempt["durationMs"].as_u64().unwrap() < 4000,
+        "cut off before the receiver answered"
+    );
+}

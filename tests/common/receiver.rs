@@ -78,6 +78,8 @@ type Script = Box<dyn Fn(&Recorded, usize) -> Reply + Send + Sync>;
 struct Shared {
     requests: Arc<Mutex<Vec<Recorded>>>,
     script: Arc<Mutex<Script>>,
+    /// Requests being answered now, and the most seen at once.
+    concurrency: Arc<Mutex<(usize, usize)>>,
 }
 
 /// The receiver. `script(request, n)` decides each answer; `n` counts requests from 0.
@@ -99,6 +101,7 @@ impl Receiver {
         let shared = Shared {
             requests: Arc::default(),
             script: Arc::new(Mutex::new(Box::new(script))),
+            concurrency: Arc::default(),
         };
         let app = axum::Router::new()
             .fallback(record)
@@ -126,6 +129,11 @@ impl Receiver {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// The most requests this receiver was answering at the same time.
+    pub fn max_concurrent(&self) -> usize {
+        self.shared.concurrency.lock().unwrap().1
     }
 
     pub fn count(&self) -> usize {
@@ -162,6 +170,7 @@ async fn record(
         requests.push(recorded.clone());
         (shared.script.lock().unwrap())(&recorded, n)
     };
+    let _answering = Answering::start(&shared.concurrency);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
@@ -173,4 +182,22 @@ async fn record(
         );
     }
     response
+}
+
+/// Counts a request as being answered until dropped (also when the client gives up).
+struct Answering(Arc<Mutex<(usize, usize)>>);
+
+impl Answering {
+    fn start(concurrency: &Arc<Mutex<(usize, usize)>>) -> Self {
+        let mut now = concurrency.lock().unwrap();
+        now.0 += 1;
+        now.1 = now.1.max(now.0);
+        Self(concurrency.clone())
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().0 -= 1;
+    }
 }
