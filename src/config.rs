@@ -82,9 +82,9 @@ pub struct Config {
     pub retention: Duration,
     pub max_in_flight: NonZeroU32,
     pub log_format: LogFormat,
-    /// Where patients reach the server (no trailing slash): invitation links are
-    /// `{public_url}/r/{token}`. Behind a reverse proxy it differs from `listen`.
-    pub public_url: String,
+    /// `HOOKD_PUBLIC_URL`: where patients reach the server (no trailing slash); invitation
+    /// links are `{base}/r/{token}`. `None`: the address the server is bound to.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,10 +175,11 @@ impl ServeArgs {
                 ));
             }
         };
-        let public_url = match args.public_url.as_deref() {
-            Some(text) => parse_public_url(text)?,
-            None => format!("http://{listen}"),
-        };
+        let public_url = args
+            .public_url
+            .as_deref()
+            .map(parse_public_url)
+            .transpose()?;
         if args.api_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(bad("HOOKD_API_KEY", "must be at least 16 characters"));
         }
@@ -219,13 +220,12 @@ fn parse_public_url(text: &str) -> Result<String, ConfigError> {
 }
 
 impl Config {
-    /// Fills in what only the bound listener knows: without `HOOKD_PUBLIC_URL`, links name
-    /// the address actually bound (which differs from `listen` when its port is 0).
-    pub fn bound_to(mut self, addr: SocketAddr) -> Self {
-        if self.public_url == format!("http://{}", self.listen) {
-            self.public_url = format!("http://{addr}");
-        }
-        self
+    /// The base of invitation links for a server bound to `bound` (which differs from
+    /// `listen` when its port is 0).
+    pub fn public_base(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
     }
 }
 
@@ -250,7 +250,8 @@ mod tests {
         assert_eq!(config.auto_disable_after, 10);
         assert_eq!(config.retention, Duration::from_secs(30 * 86_400));
         assert!(!config.network.allow_http);
-        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+        assert_eq!(config.public_url, None);
+        assert_eq!(config.public_base(config.listen), "http://127.0.0.1:8080");
     }
 
     #[test]
@@ -260,7 +261,10 @@ mod tests {
             ..ServeArgs::default()
         };
         let config = args.into_config().unwrap();
-        assert_eq!(config.public_url, "https://clinic.example/surveys");
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://clinic.example/surveys")
+        );
         for wrong in [
             "clinic.example",
             "ftp://clinic.example",

@@ -73,7 +73,6 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let config = config.bound_to(listener.local_addr()?);
     let _lock = lock_data_dir(&config)?;
     let store = Store::open(&config.data_dir).context("opening the database")?;
     ensure_admin_key(&store, &config).await?;
@@ -93,11 +92,13 @@ pub async fn run(
         network: config.network.clone(),
     };
     let (engine, engine_task) = Engine::start(ctx).await?;
+    let public_url = config.public_base(listener.local_addr()?);
     let state = api::AppState {
         store: store.clone(),
         engine: engine.clone(),
         config: config.clone().into(),
         telemetry,
+        public_url: public_url.into(),
     };
     let background = tokio::spawn(background(store.clone(), engine.clone(), sender));
     let retention = tokio::spawn(ops::retention::run(store.clone(), config.retention));

@@ -162,7 +162,7 @@ async fn quick_distribution(
         .into_iter()
         .map(|i| InvitationView {
             contact_id: i.contact_id,
-            url: format!("{}/r/{}", app.config.public_url, i.token),
+            url: format!("{}/r/{}", app.public_url, i.token),
             token: i.token,
             expires_at: format_ms(i.expires_at),
         })

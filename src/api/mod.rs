@@ -43,6 +43,8 @@ pub struct AppState {
     pub engine: Engine,
     pub config: Arc<Config>,
     pub telemetry: Telemetry,
+    /// Base of invitation links: `HOOKD_PUBLIC_URL`, else the address actually bound.
+    pub public_url: Arc<str>,
 }
 
 /// A page of a list.
