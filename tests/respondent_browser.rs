@@ -41,22 +41,7 @@ fn checked_value(tab: &Tab, name: &str) -> String {
 async fn a_patient_completes_the_survey_in_a_browser_and_the_webhook_arrives() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let (status, survey) = app
-        .post(
-            "/api/surveys",
-            json!({"title": "Your stay <with us>", "questions": [
-                {"id": "stars", "type": "rating", "text": "How was your stay?", "required": true},
-                {"id": "ward", "type": "single_choice", "text": "Which ward?",
-                 "choices": [{"id": "north", "label": "North"}, {"id": "south", "label": "South"}]},
-                {"id": "topics", "type": "multi_choice", "text": "What went well?",
-                 "choices": [{"id": "food", "label": "Food"}, {"id": "care", "label": "Care"}]},
-                {"id": "nps", "type": "nps", "text": "Would you recommend us?"},
-                {"id": "note", "type": "text", "text": "Anything else?"}
-            ]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let survey = survey["id"].as_str().unwrap().to_owned();
+    let survey = app.create_survey_of_every_type("Your stay <with us>").await;
     let (_, patient) = app
         .post(
             "/api/directory/contacts/upsert",

@@ -122,12 +122,7 @@ async fn upsert_contacts(
         .write(move |c| contacts::upsert(c, &input, now_ms()))
         .await?;
     let upserted = outcome.map_err(|conflicts| {
-        ApiError::Validation(
-            conflicts
-                .into_iter()
-                .map(|(field, message)| FieldError::new(field, message))
-                .collect(),
-        )
+        ApiError::Validation(conflicts.into_iter().map(conflict_error).collect())
     })?;
     if !upserted.created {
         return Ok(Json(UpsertView::from(upserted)).into_response());
@@ -179,7 +174,7 @@ async fn upsert_bulk(app: AppState, items: &Value) -> ApiResult<Response> {
         ApiError::Validation(
             conflicts
                 .into_iter()
-                .map(|(i, (field, message))| item_error(i, FieldError::new(field, message)))
+                .map(|(i, conflict)| item_error(i, conflict_error(conflict)))
                 .collect(),
         )
     })?;
@@ -188,6 +183,11 @@ async fn upsert_bulk(app: AppState, items: &Value) -> ApiResult<Response> {
 }
 
 /// Names a field of the `i`th contact of a bulk body.
+/// A key that already belongs to another contact, as a field error.
+fn conflict_error((field, message): contacts::KeyConflict) -> FieldError {
+    FieldError::new(field, message)
+}
+
 fn item_error(i: usize, error: FieldError) -> FieldError {
     let field = if error.field.is_empty() {
         format!("contacts[{i}]")

@@ -167,6 +167,26 @@ impl Api {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates a survey with one question of every type (`stars` required); returns its id.
+    pub async fn create_survey_of_every_type(&self, title: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/surveys",
+                json!({"title": title, "questions": [
+                    {"id": "stars", "type": "rating", "text": "How was your stay?", "required": true},
+                    {"id": "ward", "type": "single_choice", "text": "Which ward were you on?",
+                     "choices": [{"id": "north", "label": "North"}, {"id": "south", "label": "South"}]},
+                    {"id": "topics", "type": "multi_choice", "text": "What went well?",
+                     "choices": [{"id": "food", "label": "Food"}, {"id": "care", "label": "Care"}]},
+                    {"id": "nps", "type": "nps", "text": "Would you recommend us?"},
+                    {"id": "note", "type": "text", "text": "Anything else?"}
+                ]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
     /// Registers a webhook to `url` for completed responses; returns its id.
     pub async fn create_webhook(&self, survey: &str, url: &str, extra: Value) -> String {
         let mut body = json!({"name": "HIS", "url": url, "events": ["survey.response_completed"]});

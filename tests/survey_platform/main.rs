@@ -18,22 +18,7 @@ use common::TestApp;
 
 /// A survey with one question of every type; `stars` is required.
 async fn survey_of_every_type(app: &TestApp) -> String {
-    let (status, body) = app
-        .post(
-            "/api/surveys",
-            json!({"title": "After your visit", "questions": [
-                {"id": "stars", "type": "rating", "text": "How was your stay?", "required": true},
-                {"id": "ward", "type": "single_choice", "text": "Which ward were you on?",
-                 "choices": [{"id": "north", "label": "North"}, {"id": "south", "label": "South"}]},
-                {"id": "topics", "type": "multi_choice", "text": "What went well?",
-                 "choices": [{"id": "food", "label": "Food"}, {"id": "care", "label": "Care"}]},
-                {"id": "nps", "type": "nps", "text": "Would you recommend us?"},
-                {"id": "note", "type": "text", "text": "Anything else?"}
-            ]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_str().unwrap().to_owned()
+    app.create_survey_of_every_type("After your visit").await
 }
 
 /// Upserts one contact and returns its id.
