@@ -103,7 +103,9 @@ impl Sender {
             })
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
-            .pool_max_idle_per_host(64)
+            // No cap on idle connections per host: there are never more than were in use
+            // at once (max_in_flight per webhook on that host), and a cap below that closes
+            // and reopens connections on every burst. Idle ones close after 90 s.
             .build()?;
         let limiter =
             host_rate_limit.map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));

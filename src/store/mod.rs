@@ -102,10 +102,16 @@ pub fn open_pool(data_dir: &Path) -> Result<Pool> {
     Ok(pool)
 }
 
+/// Prepared statements kept per connection (hookd has fewer distinct statements than this).
+const STATEMENT_CACHE: usize = 256;
+
 /// Per-connection settings. `synchronous=FULL` makes every commit durable before the API
 /// answers; group commit (the writer) is what keeps that affordable.
 fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
+    // Room for every statement hookd runs: rusqlite's default (16) is smaller than the
+    // writer's working set, and an evicted statement is parsed again at its next use.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
 }
 
