@@ -215,7 +215,7 @@ async fn save(
                     message: "this response has already been completed".into(),
                 });
             }
-            let response = match next_state(&survey, &invitation, existing.as_ref(), input, now) {
+            let response = match next_state(&survey, &invitation, existing.as_ref(), &input, now) {
                 Ok(response) => response,
                 Err(errors) => return Ok(Saved::Rejected(errors)),
             };
@@ -267,25 +267,25 @@ fn next_state(
     survey: &Survey,
     invitation: &Invitation,
     existing: Option<&StoredResponse>,
-    input: Input,
+    input: &Input,
     now: Millis,
 ) -> Result<StoredResponse, Vec<(String, String)>> {
     let mut answers = existing.map(|r| r.answers.clone()).unwrap_or_default();
-    for (id, answer) in input.answers {
-        if answer.is_null() && survey.questions.iter().any(|q| q.id == id) {
-            answers.remove(&id);
+    for (id, answer) in &input.answers {
+        if answer.is_null() && survey.questions.iter().any(|q| &q.id == id) {
+            answers.remove(id);
         } else {
-            answers.insert(id, answer);
+            answers.insert(id.clone(), answer.clone());
         }
     }
     let answers = validate_answers(&survey.questions, &answers, input.completeness)?;
     let mut embedded_data = existing
         .map(|r| r.embedded_data.clone())
         .unwrap_or_default();
-    embedded_data.extend(input.embedded_data);
+    embedded_data.extend(input.embedded_data.clone());
     embedded_data.extend(invitation.embedded_data.clone());
     let mut metadata = existing.map(|r| r.metadata.clone()).unwrap_or_default();
-    metadata.extend(input.metadata);
+    metadata.extend(input.metadata.clone());
     let completed = input.completeness == Completeness::Complete;
     Ok(StoredResponse {
         id: existing.map(|r| r.id).unwrap_or_default(),

@@ -323,7 +323,7 @@ async fn update_webhook(
                 action,
                 target_type: "webhook",
                 target_id: id.to_string(),
-                detail,
+                detail: detail.clone(),
             };
             audit::record(c, &entry, webhook.updated_at)?;
             Ok((webhook, resumed))

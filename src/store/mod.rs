@@ -140,7 +140,7 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
     {
         self.writer.submit(Durability::Durable, f).await
     }
@@ -150,7 +150,7 @@ impl Store {
     pub async fn write_relaxed<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
     {
         self.writer.submit(Durability::Relaxed, f).await
     }
