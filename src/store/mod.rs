@@ -112,6 +112,12 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     // Room for every statement hookd runs: rusqlite's default (16) is smaller than the
     // writer's working set, and an evicted statement is parsed again at its next use.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Plans must not depend on bound values: otherwise SQLite prepares a statement again
+    // whenever a value it looked at changes (the claim query did so on every call).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
 }
 
