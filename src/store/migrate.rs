@@ -1,31 +1,191 @@
-//! Versioned migrations through `PRAGMA user_version`.
+//! Versioned schema through `PRAGMA user_version`.
 //!
-//! Version 1 is `schema.sql` itself. A later change appends its migration to [`MIGRATIONS`]
-//! and edits `schema.sql` so that the file keeps describing the current schema.
+//! A new database gets `schema.sql`, the current schema, in one step. An existing database
+//! of an older version gets the upgrades it lacks, in order. A change to the schema edits
+//! `schema.sql` *and* appends its upgrade to [`UPGRADES`]; the test below checks that both
+//! roads lead to the same tables, columns, indexes and foreign keys.
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Result, StoreError};
 
-/// Migration `i` brings the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema.sql")];
+/// The current schema, for a new database.
+const SCHEMA: &str = include_str!("../../schema.sql");
 
-/// Applies every migration the database lacks. The version is read inside an exclusive
-/// transaction, so a server and a command line starting together never both migrate.
+/// `UPGRADES[i]` brings a database from version `i + 1` to `i + 2`.
+const UPGRADES: &[&str] = &[include_str!("migrations/002_deliveries_status_check.sql")];
+
+/// The version `schema.sql` describes.
+const VERSION: i64 = 1 + UPGRADES.len() as i64;
+
+/// Creates or upgrades the schema. The version is read inside an exclusive transaction, so
+/// a server and a command line starting together never both migrate. Foreign keys are off
+/// while it runs (an upgrade may rebuild a table that others refer to) and are checked
+/// before each upgrade commits.
 pub fn run(conn: &mut Connection) -> Result<()> {
-    let known = MIGRATIONS.len() as i64;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let migrated = migrate(conn);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    migrated
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         let found: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if found > known {
-            return Err(StoreError::TooNew { found, known });
-        }
-        let Some(sql) = MIGRATIONS.get(found as usize) else {
-            return Ok(());
+        let (sql, version) = match found {
+            0 => (SCHEMA, VERSION),
+            v if v > VERSION => {
+                return Err(StoreError::TooNew {
+                    found,
+                    known: VERSION,
+                });
+            }
+            v if v == VERSION => return Ok(()),
+            v => (UPGRADES[(v - 1) as usize], v + 1),
         };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", found + 1)?;
+        let broken: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StoreError::Corrupt(format!(
+                "upgrade to schema version {version} left {broken} broken references"
+            )));
+        }
+        tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
-        tracing::info!(version = found + 1, "database migrated");
+        tracing::info!(version, "database schema at version {version}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{VERSION, run};
+
+    /// Schema version 1 as it was released, kept to test the upgrades from it.
+    const SCHEMA_V1: &str = include_str!("../../tests/fixtures/schema-v1.sql");
+
+    fn version(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Every table's columns, indexes (with their columns and partial conditions) and
+    /// foreign keys, in a comparable form.
+    fn shape(conn: &Connection) -> Vec<String> {
+        let strings = |sql: &str| -> Vec<String> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        let mut shape = Vec::new();
+        for table in strings(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        ) {
+            shape.extend(strings(&format!(
+                "SELECT '{table} column ' || name || ' ' || type || ' ' || \"notnull\" || ' ' || \
+                 coalesce(dflt_value, '-') || ' ' || pk FROM pragma_table_info('{table}') ORDER BY cid"
+            )));
+            shape.extend(strings(&format!(
+                "SELECT '{table} fk ' || \"from\" || ' ' || \"table\" || '.' || \"to\" || ' ' || \
+                 on_delete FROM pragma_foreign_key_list('{table}') ORDER BY \"from\""
+            )));
+            for index in strings(&format!(
+                "SELECT name || ' ' || \"unique\" || ' ' || partial FROM pragma_index_list('{table}') ORDER BY name"
+            )) {
+                let name = index.split(' ').next().unwrap().to_owned();
+                let columns = strings(&format!(
+                    "SELECT coalesce(name, '?') FROM pragma_index_info('{name}') ORDER BY seqno"
+                ));
+                shape.push(format!("{table} index {index} ({})", columns.join(",")));
+            }
+        }
+        shape.extend(strings(
+            "SELECT name || ': ' || sql FROM sqlite_schema WHERE type = 'index' AND sql LIKE '%WHERE%' ORDER BY name",
+        ));
+        shape
+    }
+
+    /// A version-1 database with a delivery that has an attempt.
+    fn v1_database() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO surveys VALUES ('s', 'Survey', '[]', 1);
+             INSERT INTO webhooks (id, survey_id, name, url, events, retry_policy, created_at, updated_at)
+                 VALUES ('w', 's', 'HIS', 'https://his.example/hook', '[]', '[5]', 1, 1);
+             INSERT INTO events VALUES ('e', 's', 'survey.response_completed', '{}', 1);
+             INSERT INTO deliveries (id, webhook_id, event_id, survey_id, event_type, status,
+                 attempt_count, next_attempt_at, created_at)
+                 VALUES ('d', 'w', 'e', 's', 'survey.response_completed', 'pending', 1, 9, 1);
+             INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code)
+                 VALUES ('d', 1, 2, 3, 500);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn an_upgraded_database_has_the_shape_of_a_new_one_and_keeps_its_rows() {
+        let mut old = v1_database();
+        run(&mut old).unwrap();
+        let mut new = Connection::open_in_memory().unwrap();
+        run(&mut new).unwrap();
+
+        assert_eq!(version(&old), VERSION);
+        assert_eq!(version(&new), VERSION);
+        assert_eq!(shape(&old), shape(&new));
+        let kept: (String, i64, i64) = old
+            .query_row(
+                "SELECT d.status, d.next_attempt_at, a.status_code FROM deliveries d \
+                 JOIN attempts a ON a.delivery_id = d.id WHERE d.id = 'd'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, ("pending".to_owned(), 9, 500));
+        let refused = old.execute("UPDATE deliveries SET status = 'lost' WHERE id = 'd'", []);
+        assert!(refused.is_err(), "the status CHECK still holds");
+        let fk: bool = old
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(fk, "foreign keys are on again after migrating");
+    }
+
+    #[test]
+    fn writing_a_delivery_builds_no_temporary_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        let statements = [
+            "INSERT INTO deliveries (id, webhook_id, event_id, survey_id, event_type, status, \
+             next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            "UPDATE deliveries SET status = ?2 WHERE id = ?1",
+        ];
+        for sql in statements {
+            let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let unbound = vec![rusqlite::types::Null; explain.parameter_count()];
+            let opcodes: Vec<String> = explain
+                .query_map(rusqlite::params_from_iter(unbound), |r| r.get(1))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(
+                !opcodes.iter().any(|op| op == "OpenEphemeral"),
+                "{sql} builds a temporary table per row"
+            );
+        }
+    }
+
+    #[test]
+    fn a_database_from_a_newer_hookd_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+        assert!(run(&mut conn).is_err());
     }
 }
