@@ -18,6 +18,13 @@
 //! are [`Durability::Relaxed`]; a batch made only of them commits with
 //! `synchronous=NORMAL` (in WAL mode: no fsync, yet safe against a process crash, and
 //! made durable by the next full commit). A batch with any durable job syncs.
+//!
+//! Durable jobs also come first: while any wait, a batch takes only
+//! [`RELAXED_BESIDE_DURABLE`] relaxed ones beside them. The writer is hookd's one serial
+//! resource, and a burst of acknowledgements should not queue behind the engine catching
+//! up on deliveries; the engine slows down during the burst and drains afterwards.
+
+use std::collections::VecDeque;
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -29,6 +36,11 @@ use super::{Result, StoreError};
 
 /// Most jobs committed in one transaction; bounds the latency one batch adds to the next.
 const MAX_BATCH: usize = 512;
+/// Relaxed jobs run in a batch that has durable jobs waiting: when the API's writes
+/// saturate the writer, the delivery engine (whose claims and records are the relaxed
+/// jobs) slows down instead of the API, yet never stops. Each of its jobs claims or
+/// records many deliveries, so one per batch keeps it moving.
+const RELAXED_BESIDE_DURABLE: usize = 1;
 /// Jobs waiting for the writer before submitters wait (back-pressure on a full disk queue).
 const QUEUE_DEPTH: usize = 8192;
 
@@ -186,27 +198,27 @@ fn write_loop(
     checkpointer: Checkpointer,
     mut inbox: mpsc::Receiver<Command>,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut queue = Queue::default();
     let mut closing = None;
     // The synchronous level the connection is at (unknown until the first batch sets it).
     let mut level = None;
-    while closing.is_none() {
-        let Some(first) = inbox.blocking_recv() else {
-            break;
-        };
-        let mut next = Some(first);
-        while let Some(command) = next.take() {
-            match command {
-                Command::Run(job) => batch.push(job),
-                Command::Close(done) => {
-                    closing = Some(done);
-                    break;
-                }
-            }
-            if batch.len() < MAX_BATCH {
-                next = inbox.try_recv().ok();
+    loop {
+        if queue.is_empty() && closing.is_none() {
+            match inbox.blocking_recv() {
+                Some(command) => queue.add(command, &mut closing),
+                None => break,
             }
         }
+        while queue.durable.len() < MAX_BATCH && closing.is_none() {
+            match inbox.try_recv() {
+                Ok(command) => queue.add(command, &mut closing),
+                Err(_) => break,
+            }
+        }
+        if queue.is_empty() {
+            break;
+        }
+        let mut batch = queue.next_batch();
         commit_batch(&conn, &mut batch, &mut level);
     }
     drop(checkpointer);
@@ -216,6 +228,45 @@ fn write_loop(
     }
     if let Some(done) = closing {
         let _ = done.send(());
+    }
+}
+
+/// Jobs received and not yet run, by durability.
+#[derive(Default)]
+struct Queue {
+    durable: VecDeque<Box<dyn Job>>,
+    relaxed: VecDeque<Box<dyn Job>>,
+}
+
+impl Queue {
+    fn add(&mut self, command: Command, closing: &mut Option<oneshot::Sender<()>>) {
+        match command {
+            Command::Run(job) if job.durability() == Durability::Durable => {
+                self.durable.push_back(job)
+            }
+            Command::Run(job) => self.relaxed.push_back(job),
+            Command::Close(done) => *closing = Some(done),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.durable.is_empty() && self.relaxed.is_empty()
+    }
+
+    /// Every waiting durable job (up to [`MAX_BATCH`]) and, beside them, only
+    /// [`RELAXED_BESIDE_DURABLE`] relaxed ones: acknowledgements first, the engine's
+    /// bookkeeping with what is left, and never starved. Alone, relaxed jobs fill a batch.
+    fn next_batch(&mut self) -> Vec<Box<dyn Job>> {
+        let durable = self.durable.len().min(MAX_BATCH);
+        let relaxed = if durable == 0 {
+            self.relaxed.len().min(MAX_BATCH)
+        } else {
+            self.relaxed.len().min(RELAXED_BESIDE_DURABLE)
+        };
+        let mut batch = Vec::with_capacity(durable + relaxed);
+        batch.extend(self.relaxed.drain(..relaxed));
+        batch.extend(self.durable.drain(..durable));
+        batch
     }
 }
 
@@ -276,7 +327,51 @@ fn run_batch(
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::oneshot;
+
     use super::super::{Store, StoreError};
+    use super::{Closure, Command, Durability, Job, MAX_BATCH, Queue, RELAXED_BESIDE_DURABLE};
+
+    fn job(durability: Durability) -> Command {
+        let (reply, _) = oneshot::channel::<super::Result<()>>();
+        Command::Run(Box::new(Closure {
+            durability,
+            work: |_: &rusqlite::Connection| Ok(()),
+            outcome: None,
+            reply,
+        }))
+    }
+
+    fn kinds(batch: &[Box<dyn Job>]) -> (usize, usize) {
+        let durable = batch
+            .iter()
+            .filter(|j| j.durability() == Durability::Durable)
+            .count();
+        (durable, batch.len() - durable)
+    }
+
+    #[test]
+    fn durable_jobs_come_first_and_relaxed_ones_still_move() {
+        let mut queue = Queue::default();
+        let mut closing = None;
+        for _ in 0..20 {
+            queue.add(job(Durability::Relaxed), &mut closing);
+            queue.add(job(Durability::Durable), &mut closing);
+        }
+        assert_eq!(kinds(&queue.next_batch()), (20, RELAXED_BESIDE_DURABLE));
+        queue.add(job(Durability::Durable), &mut closing);
+        assert_eq!(kinds(&queue.next_batch()), (1, RELAXED_BESIDE_DURABLE));
+        // Nothing durable waiting: the relaxed jobs go all at once.
+        assert_eq!(
+            kinds(&queue.next_batch()),
+            (0, 20 - 2 * RELAXED_BESIDE_DURABLE)
+        );
+        assert!(queue.is_empty());
+        for _ in 0..MAX_BATCH + 1 {
+            queue.add(job(Durability::Relaxed), &mut closing);
+        }
+        assert_eq!(kinds(&queue.next_batch()), (0, MAX_BATCH));
+    }
 
     fn count(conn: &rusqlite::Connection) -> i64 {
         conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
