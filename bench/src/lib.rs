@@ -37,7 +37,8 @@ pub use report::Report;
 /// The scenarios of issue 6, plus `all`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// Completed responses acknowledged (durably) per second, 1 and 10 webhooks per survey.
+    /// Completed responses acknowledged (durably) per second, 1 and 10 webhooks per survey,
+    /// with the receiver up (deliveries sent meanwhile) and down (deliveries wait).
     Ingest,
     /// Deliveries per second end to end, to a receiver that answers at once.
     Throughput,

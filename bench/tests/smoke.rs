@@ -72,11 +72,13 @@ fn figure<'a>(report: &'a Report, name: &str) -> &'a Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_reports_acknowledgements_with_1_and_10_webhooks() {
+async fn ingest_reports_acknowledgements_with_1_and_10_webhooks_receiver_up_and_down() {
     let reports = run(Scenario::Ingest, 20).await;
-    assert_eq!(reports.len(), 2);
-    for (report, webhooks) in reports.iter().zip([1, 10]) {
+    let variants = [(1, "up"), (1, "down"), (10, "up"), (10, "down")];
+    assert_eq!(reports.len(), variants.len());
+    for (report, (webhooks, receiver)) in reports.iter().zip(variants) {
         assert_eq!(figure(report, "webhooks_per_survey"), &json!(webhooks));
+        assert_eq!(figure(report, "receiver"), &json!(receiver));
         assert_eq!(figure(report, "acknowledged"), &json!(20));
         assert!(figure(report, "acks_per_s").is_number());
     }

@@ -1,7 +1,10 @@
 //! Ingest: completed responses acknowledged per second. Each acknowledgement means the
 //! response, its event and one delivery per webhook are committed durably. Measured with
-//! 1 and with 10 webhooks per survey, the receiver running (so deliveries compete with
-//! ingest for the CPU, as they would in use).
+//! 1 and with 10 webhooks per survey, each in two conditions:
+//! - receiver up: it answers at once, so the deliveries are sent while the burst is being
+//!   acknowledged and compete with it for the two cores and the store's writer;
+//! - receiver down (its `/gate/...` path holds requests): the HIS is away, say for
+//!   maintenance, and the deliveries wait in the store; this is the ingest path alone.
 
 use std::time::Duration;
 
@@ -18,26 +21,43 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
     let n = options.size_or(DEFAULT_SIZE);
     let mut reports = Vec::new();
     for webhooks in [1, 10] {
-        reports.push(variant(options, n, webhooks).await?);
+        for receiver_up in [true, false] {
+            reports.push(variant(options, n, webhooks, receiver_up).await?);
+        }
     }
     Ok(reports)
 }
 
-async fn variant(options: &Options, n: u64, webhooks: u32) -> anyhow::Result<Report> {
+async fn variant(
+    options: &Options,
+    n: u64,
+    webhooks: u32,
+    receiver_up: bool,
+) -> anyhow::Result<Report> {
     let receiver = Receiver::start(Duration::from_secs(1)).await?;
     let dir = tempfile::tempdir()?;
-    let server = Server::start(&launch(options, dir.path(), &[])).await?;
-    let urls = (0..webhooks).map(|i| receiver.ok_url(i));
+    // Held requests must not time out (and be retried) while the burst is loaded.
+    let own = [("HOOKD_DELIVERY_TIMEOUT_MS", "300000".to_owned())];
+    let server = Server::start(&launch(options, dir.path(), &own)).await?;
+    let urls = (0..webhooks).map(|i| {
+        if receiver_up {
+            receiver.ok_url(i)
+        } else {
+            receiver.gate_url(i)
+        }
+    });
     let (survey, _) = survey_with_webhooks(&server.api, urls, true).await?;
 
     let cpu = CpuMeter::start(&server);
-    let what = format!("ingest, {webhooks} webhook(s)");
+    let state = if receiver_up { "up" } else { "down" };
+    let what = format!("ingest, {webhooks} webhook(s), receiver {state}");
     let run = submit_many(&server.api, &[survey], n, options, &what).await?;
     let cpu = cpu.stop();
 
     let mut report = Report::new("ingest");
     report
         .add("webhooks_per_survey", webhooks)
+        .add("receiver", state)
         .add("requests", n)
         .add("concurrency", options.concurrency as u64)
         .add("acknowledged", run.ok)
