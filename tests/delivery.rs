@@ -707,6 +707,36 @@ async fn a_webhook_never_has_more_attempts_in_flight_than_its_bound_nor_one_deli
 }
 
 #[tokio::test]
+async fn many_webhooks_on_one_host_share_its_in_flight_bound() {
+    // 2 surveys x 10 webhooks x 16 in flight would be 320 requests at once to one host.
+    let app = spawn_app().await;
+    let receiver = Receiver::scripted(|_, _| Reply::ok().after(Duration::from_millis(1500))).await;
+    for s in 0..2 {
+        let survey = app.create_survey().await;
+        for w in 0..10 {
+            let url = receiver.url(&format!("/hook/{s}/{w}"));
+            app.create_webhook(&survey, &url, json!({})).await;
+        }
+        for stars in 1..=16 {
+            app.complete_response(&survey, stars % 5 + 1).await;
+        }
+    }
+    wait_until("all 320 delivered", Duration::from_secs(30), || async {
+        receiver.count() >= 320
+    })
+    .await;
+    assert_eq!(
+        receiver.max_concurrent(),
+        hookd::delivery::client::MAX_IN_FLIGHT_PER_HOST,
+        "the host's bound is reached and never passed"
+    );
+    assert!(
+        receiver.per_delivery().values().all(|&n| n == 1),
+        "waiting for a slot is not a failure: nothing was sent twice"
+    );
+}
+
+#[tokio::test]
 async fn an_attempt_that_outlasts_the_timeout_fails_as_timed_out() {
     let app = spawn_app().await; // delivery timeout 2 s
     let receiver = Receiver::scripted(|_, _| Reply::ok().after(Duration::from_secs(4))).await;

@@ -3,16 +3,19 @@
 //! Every request — scheduled, retried or a test — goes through [`Sender::attempt`], so the
 //! same rules apply to all: the URL's host is judged again (IP literals skip the resolver),
 //! every address DNS returns is judged at connect time, redirects are not followed, the
-//! per-host limit delays (never fails) the attempt, and the body is signed.
+//! per-host limits (a rate, and [`MAX_IN_FLIGHT_PER_HOST`] requests at once) delay, never
+//! fail, the attempt, and the body is signed.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::retry::parse_retry_after;
 use super::signing;
@@ -78,12 +81,20 @@ impl AttemptReport {
 
 type HostLimiter = DefaultKeyedRateLimiter<String>;
 
+/// Requests in flight at once to one destination host, all its webhooks together.
+/// `HOOKD_MAX_IN_FLIGHT` bounds one webhook; this bounds a host with many (thousands of
+/// webhooks pointing at one HIS would otherwise open thousands of connections at once,
+/// about 10 KB of memory each). It is 16 webhooks' worth at the default in-flight limit,
+/// so one hanging webhook on a host leaves the others most of it.
+pub const MAX_IN_FLIGHT_PER_HOST: usize = 256;
+
 /// The shared sending machinery: one pooled client and one per-host limiter for all
 /// webhooks. Cheap to clone.
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
     limiter: Option<Arc<HostLimiter>>,
+    slots: Arc<HostSlots>,
     policy: Arc<NetworkPolicy>,
     user_agent: HeaderValue,
 }
@@ -103,9 +114,9 @@ impl Sender {
             })
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
-            // No cap on idle connections per host: there are never more than were in use
-            // at once (max_in_flight per webhook on that host), and a cap below that closes
-            // and reopens connections on every burst. Idle ones close after 90 s.
+            // As many idle connections as a host can have requests in flight: fewer would
+            // close and reopen connections on every burst. Idle ones close after 90 s.
+            .pool_max_idle_per_host(MAX_IN_FLIGHT_PER_HOST)
             .build()?;
         let limiter =
             host_rate_limit.map(|rate| Arc::new(RateLimiter::keyed(Quota::per_second(rate))));
@@ -113,16 +124,18 @@ impl Sender {
         Ok(Self {
             client,
             limiter,
+            slots: Arc::default(),
             policy,
             user_agent,
         })
     }
 
-    /// Drops rate-limit state of hosts not seen lately (call now and then).
+    /// Drops rate-limit and in-flight state of hosts not seen lately (call now and then).
     pub fn forget_idle_hosts(&self) {
         if let Some(limiter) = &self.limiter {
             limiter.retain_recent();
         }
+        self.slots.forget_idle();
     }
 
     /// Makes one attempt of a delivery and reports what happened.
@@ -136,8 +149,10 @@ impl Sender {
         if let Err(message) = target.url.check_host(&self.policy) {
             return AttemptReport::refused(delivery_id, &message);
         }
+        let host = target.url.host_key();
+        let _slot = self.slots.acquire(&host).await;
         if let Some(limiter) = &self.limiter {
-            limiter.until_key_ready(&target.url.host_key()).await;
+            limiter.until_key_ready(&host).await;
         }
         let mut report = AttemptReport::starting(delivery_id);
         report.started_at = now_ms();
@@ -192,6 +207,36 @@ impl Sender {
         }
         headers.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
         headers
+    }
+}
+
+/// The in-flight slots of each destination host (see [`MAX_IN_FLIGHT_PER_HOST`]).
+#[derive(Default)]
+struct HostSlots {
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostSlots {
+    /// Waits for a free slot of `host`; the slot is free again when the permit drops.
+    async fn acquire(&self, host: &str) -> OwnedSemaphorePermit {
+        let slots = self
+            .hosts
+            .lock()
+            .expect("not poisoned")
+            .entry(host.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_HOST)))
+            .clone();
+        slots
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// Forgets hosts with nothing in flight.
+    fn forget_idle(&self) {
+        self.hosts.lock().expect("not poisoned").retain(|_, slots| {
+            Arc::strong_count(slots) > 1 || slots.available_permits() < MAX_IN_FLIGHT_PER_HOST
+        });
     }
 }
 
