@@ -19,10 +19,12 @@
 //! `synchronous=NORMAL` (in WAL mode: no fsync, yet safe against a process crash, and
 //! made durable by the next full commit). A batch with any durable job syncs.
 //!
-//! Durable jobs also come first: while any wait, a batch takes only
-//! [`RELAXED_BESIDE_DURABLE`] relaxed ones beside them. The writer is hookd's one serial
-//! resource, and a burst of acknowledgements should not queue behind the engine catching
-//! up on deliveries; the engine slows down during the burst and drains afterwards.
+//! Durable jobs also come first when the writer is busy: while [`BUSY`] or more wait, a
+//! batch takes only [`RELAXED_BESIDE_DURABLE`] relaxed ones beside them. The writer is
+//! hookd's one serial resource, and a burst of acknowledgements should not queue behind
+//! the engine catching up on deliveries; the engine slows down during the burst and drains
+//! afterwards. Below that, everything waiting goes in, so a delivery is never held back
+//! by a commit that had room for it.
 
 use std::collections::VecDeque;
 
@@ -36,10 +38,13 @@ use super::{Result, StoreError};
 
 /// Most jobs committed in one transaction; bounds the latency one batch adds to the next.
 const MAX_BATCH: usize = 512;
-/// Relaxed jobs run in a batch that has durable jobs waiting: when the API's writes
-/// saturate the writer, the delivery engine (whose claims and records are the relaxed
-/// jobs) slows down instead of the API, yet never stops. Each of its jobs claims or
-/// records many deliveries, so one per batch keeps it moving.
+/// Durable jobs waiting at once that mark the writer as busy (a closed loop of API clients
+/// keeps ten or more waiting; a steady thousand events a second, one or two).
+const BUSY: usize = 4;
+/// Relaxed jobs run in a batch beside [`BUSY`] or more durable jobs: when the API's
+/// writes saturate the writer, the delivery engine (whose claims and records are the
+/// relaxed jobs) slows down instead of the API, yet never stops. Each of its jobs claims
+/// or records many deliveries, so one per batch keeps it moving.
 const RELAXED_BESIDE_DURABLE: usize = 1;
 /// Jobs waiting for the writer before submitters wait (back-pressure on a full disk queue).
 const QUEUE_DEPTH: usize = 8192;
@@ -253,16 +258,18 @@ impl Queue {
         self.durable.is_empty() && self.relaxed.is_empty()
     }
 
-    /// Every waiting durable job (up to [`MAX_BATCH`]) and, beside them, only
-    /// [`RELAXED_BESIDE_DURABLE`] relaxed ones: acknowledgements first, the engine's
-    /// bookkeeping with what is left, and never starved. Alone, relaxed jobs fill a batch.
+    /// Every waiting durable job (up to [`MAX_BATCH`]) and the relaxed ones that fit; when
+    /// the writer is busy ([`BUSY`] durable jobs or more), only [`RELAXED_BESIDE_DURABLE`]
+    /// of them: acknowledgements first, the engine's bookkeeping with what is left, and
+    /// never starved.
     fn next_batch(&mut self) -> Vec<Box<dyn Job>> {
         let durable = self.durable.len().min(MAX_BATCH);
-        let relaxed = if durable == 0 {
-            self.relaxed.len().min(MAX_BATCH)
+        let room = if durable >= BUSY {
+            RELAXED_BESIDE_DURABLE
         } else {
-            self.relaxed.len().min(RELAXED_BESIDE_DURABLE)
+            MAX_BATCH - durable
         };
+        let relaxed = self.relaxed.len().min(room);
         let mut batch = Vec::with_capacity(durable + relaxed);
         batch.extend(self.relaxed.drain(..relaxed));
         batch.extend(self.durable.drain(..durable));
@@ -330,7 +337,9 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::super::{Store, StoreError};
-    use super::{Closure, Command, Durability, Job, MAX_BATCH, Queue, RELAXED_BESIDE_DURABLE};
+    use super::{
+        BUSY, Closure, Command, Durability, Job, MAX_BATCH, Queue, RELAXED_BESIDE_DURABLE,
+    };
 
     fn job(durability: Durability) -> Command {
         let (reply, _) = oneshot::channel::<super::Result<()>>();
@@ -351,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn durable_jobs_come_first_and_relaxed_ones_still_move() {
+    fn when_busy_durable_jobs_come_first_and_relaxed_ones_still_move() {
         let mut queue = Queue::default();
         let mut closing = None;
         for _ in 0..20 {
@@ -359,12 +368,13 @@ mod tests {
             queue.add(job(Durability::Durable), &mut closing);
         }
         assert_eq!(kinds(&queue.next_batch()), (20, RELAXED_BESIDE_DURABLE));
-        queue.add(job(Durability::Durable), &mut closing);
-        assert_eq!(kinds(&queue.next_batch()), (1, RELAXED_BESIDE_DURABLE));
-        // Nothing durable waiting: the relaxed jobs go all at once.
+        // Not busy: a few durable jobs and every relaxed one that waits.
+        for _ in 0..BUSY - 1 {
+            queue.add(job(Durability::Durable), &mut closing);
+        }
         assert_eq!(
             kinds(&queue.next_batch()),
-            (0, 20 - 2 * RELAXED_BESIDE_DURABLE)
+            (BUSY - 1, 20 - RELAXED_BESIDE_DURABLE)
         );
         assert!(queue.is_empty());
         for _ in 0..MAX_BATCH + 1 {
