@@ -183,7 +183,7 @@ async fn submit_response(
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<ResponseView>)> {
     let survey_id: SurveyId = path_id(&survey)?;
-    let survey = app.store.read(move |c| surveys::get(c, survey_id)).await?;
+    let survey = app.store.survey(survey_id).await?;
     let mut f = Fields::new(&body);
     let contact_id = f
         .optional("contactId", |v| {

@@ -25,10 +25,13 @@ pub mod surveys;
 pub mod webhooks;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
+
+use crate::domain::SurveyId;
 
 pub use writer::{Durability, Writer};
 
@@ -78,6 +81,7 @@ const READ_CONNECTIONS: u32 = 6;
 pub struct Store {
     pool: Pool,
     writer: Writer,
+    surveys: Arc<surveys::Cache>,
 }
 
 /// The database file inside a data directory.
@@ -129,7 +133,22 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Self> {
         let pool = open_pool(data_dir)?;
         let writer = Writer::start(pool.get()?, pool.get()?)?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            surveys: Arc::default(),
+        })
+    }
+
+    /// A survey, from memory after its first read: surveys never change once created
+    /// (nothing updates or deletes them), and every kiosk submission needs its questions.
+    pub async fn survey(&self, id: SurveyId) -> Result<Arc<surveys::Survey>> {
+        if let Some(survey) = self.surveys.get(id) {
+            return Ok(survey);
+        }
+        let survey = Arc::new(self.read(move |c| surveys::get(c, id)).await?);
+        self.surveys.insert(survey.clone());
+        Ok(survey)
     }
 
     /// Runs a read on a pooled connection, off the async executor.

@@ -1,6 +1,9 @@
 //! Surveys and responses. Completing a response writes its event and deliveries in the
 //! same transaction (see [`super::deliveries::enqueue_event`]).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
@@ -15,6 +18,28 @@ pub struct Survey {
     pub title: String,
     pub questions: Vec<Question>,
     pub created_at: Millis,
+}
+
+/// Surveys already read, by id (see [`super::Store::survey`]). Bounded: when full it
+/// starts again empty, which costs one read per survey in use.
+#[derive(Default)]
+pub struct Cache(Mutex<HashMap<SurveyId, Arc<Survey>>>);
+
+impl Cache {
+    /// Surveys kept at most (a few kilobytes each).
+    const CAPACITY: usize = 4096;
+
+    pub fn get(&self, id: SurveyId) -> Option<Arc<Survey>> {
+        self.0.lock().expect("not poisoned").get(&id).cloned()
+    }
+
+    pub fn insert(&self, survey: Arc<Survey>) {
+        let mut surveys = self.0.lock().expect("not poisoned");
+        if surveys.len() >= Self::CAPACITY {
+            surveys.clear();
+        }
+        surveys.insert(survey.id, survey);
+    }
 }
 
 fn survey_from_row(row: &Row<'_>) -> rusqlite::Result<(Survey, String)> {
@@ -165,4 +190,48 @@ pub fn response_for_invitation(
         .query_row([invitation_id], response_from_row)
         .optional()?;
     row.map(decode_response).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{Store, StoreError};
+    use super::{Cache, Survey, insert};
+    use crate::domain::SurveyId;
+
+    #[tokio::test]
+    async fn a_survey_is_read_once_and_an_unknown_one_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let created = store.write(|c| insert(c, "Visit", &[], 1)).await.unwrap();
+        let first = store.survey(created.id).await.unwrap();
+        let again = store.survey(created.id).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second read comes from memory"
+        );
+        assert_eq!(first.title, "Visit");
+
+        let missing = SurveyId::new();
+        assert!(matches!(
+            store.survey(missing).await,
+            Err(StoreError::NotFound)
+        ));
+        store.close().await;
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_capacity() {
+        let cache = Cache::default();
+        for _ in 0..=Cache::CAPACITY {
+            cache.insert(Arc::new(Survey {
+                id: SurveyId::new(),
+                title: String::new(),
+                questions: Vec::new(),
+                created_at: 0,
+            }));
+        }
+        assert!(cache.0.lock().unwrap().len() <= Cache::CAPACITY);
+    }
 }
