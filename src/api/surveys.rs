@@ -116,8 +116,8 @@ async fn get_survey(
     ApiPath(survey): ApiPath<String>,
 ) -> ApiResult<Json<SurveyView>> {
     let id: SurveyId = path_id(&survey)?;
-    let survey = app.store.read(move |c| surveys::get(c, id)).await?;
-    Ok(Json(SurveyView::from(&survey)))
+    let survey = app.store.survey(id).await?;
+    Ok(Json(SurveyView::from(&*survey)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
