@@ -36,9 +36,14 @@ async fn variant(
 ) -> anyhow::Result<Report> {
     let receiver = Receiver::start(Duration::from_secs(1)).await?;
     let dir = tempfile::tempdir()?;
-    // Held requests must not time out (and be retried) while the burst is loaded.
-    let own = [("HOOKD_DELIVERY_TIMEOUT_MS", "300000".to_owned())];
-    let server = Server::start(&launch(options, dir.path(), &own)).await?;
+    // With the receiver down, held requests must not time out (and be retried) while the
+    // burst is loaded; with it up, every setting keeps its default.
+    let own: &[(&str, String)] = if receiver_up {
+        &[]
+    } else {
+        &[("HOOKD_DELIVERY_TIMEOUT_MS", "300000".to_owned())]
+    };
+    let server = Server::start(&launch(options, dir.path(), own)).await?;
     let urls = (0..webhooks).map(|i| {
         if receiver_up {
             receiver.ok_url(i)
