@@ -215,3 +215,23 @@ pub fn with_transaction<T>(
     tx.commit()?;
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::config::DbConfig;
+
+    use super::Store;
+
+    #[tokio::test]
+    async fn every_connection_keeps_one_plan_per_statement_whatever_the_values_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let conn = store.connection().unwrap();
+        // Plans that look at bound values are prepared again whenever those values change.
+        assert!(
+            conn.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
+                .unwrap()
+        );
+        store.close().await;
+    }
+}
