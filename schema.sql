@@ -1,4 +1,4 @@
--- hookd schema, version 2.
+-- hookd schema, version 3.
 --
 -- This file is the current schema: a new database is created from it by
 -- `src/store/migrate.rs`, which records its version in `PRAGMA user_version`. A database
@@ -77,7 +77,8 @@ CREATE TABLE responses (
 CREATE INDEX responses_by_survey_contact ON responses (survey_id, contact_id);
 
 -- Events: something that happened, stored once with the exact bytes every delivery sends.
--- `payload` is NULL once retention has purged it (only when no delivery still needs it).
+-- Retention deletes an event with its last finished delivery, so payload is never NULL in
+-- practice; the column stays nullable as released.
 CREATE TABLE events (
     id          TEXT PRIMARY KEY,      -- UUID v7
     survey_id   TEXT NOT NULL,         -- no FK: an event outlives nothing it describes
@@ -93,8 +94,14 @@ CREATE INDEX events_by_time ON events (created_at);
 -- Webhooks: registered endpoints of a survey.
 -- `secret` is the signing secret as configured; `previous_secret` keeps signing beside it
 -- until `previous_secret_expires_at` (24 h after a change) so receivers can rotate.
+-- `previous_secret_expires_at` is worked out at the change from HOOKD_SECRET_OVERLAP_SECONDS;
+-- signing compares it with the clock at send time, so the old secret stops on time.
 -- `consecutive_failures` counts deliveries that ended `failed` since the last success;
--- reaching the configured limit (or a 410 answer) sets is_active = 0 and disabled_at.
+-- reaching the configured limit (or a 410 answer) sets is_active = 0, disabled_at and
+-- disabled_reason: disabled by hookd, it keeps collecting deliveries, paused. An operator's
+-- `isActive: false` clears disabled_reason: switched off, it collects none.
+-- `ordering`: 'concurrent' (up to HOOKD_MAX_IN_FLIGHT attempts at once, no order promised)
+-- or 'fifo' (one attempt at a time, in queue order: deliveries.queued_at).
 CREATE TABLE webhooks (
     id                         TEXT PRIMARY KEY,   -- UUID v7
     survey_id                  TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
@@ -111,13 +118,17 @@ CREATE TABLE webhooks (
     disabled_at                INTEGER,
     disabled_reason            TEXT,
     created_at                 INTEGER NOT NULL,
-    updated_at                 INTEGER NOT NULL
+    updated_at                 INTEGER NOT NULL,
+    ordering                   TEXT NOT NULL DEFAULT 'concurrent'
+                               CHECK (ordering = 'concurrent' OR ordering = 'fifo')
 );
 CREATE INDEX webhooks_by_survey ON webhooks (survey_id, id);
 
 -- Deliveries: one event owed to one webhook, with its schedule.
 --   pending    -> waiting for next_attempt_at (or paused while the webhook is inactive)
---   delivering -> claimed by the webhook's delivery actor; lease_expires_at bounds the claim
+--   delivering -> claimed by the webhook's delivery actor under a lease: lease_expires_at
+--                 bounds the claim (a claim past it is released and attempted again) and
+--                 claim_token names it (an outcome is recorded only under its own claim)
 --   succeeded / failed -> finished (completed_at set); retention purges them later.
 -- `schedule_base` is the attempt_count at which the current retry schedule started: a
 -- manual retry or a replay starts a fresh schedule without forgetting earlier attempts.
@@ -140,7 +151,12 @@ CREATE TABLE deliveries (
     last_status_code  INTEGER,
     last_error        TEXT,
     created_at        INTEGER NOT NULL,
-    completed_at      INTEGER
+    completed_at      INTEGER,
+    claim_token       INTEGER,
+    -- A FIFO webhook's queue order: the event's time when queued, the time of a manual retry
+    -- or replay (which go to the back). NULL for concurrent webhooks, whose deliveries then
+    -- cost the FIFO index nothing.
+    queued_at         INTEGER
 );
 -- The engine's hot query: "the due deliveries of webhook W, oldest first". Partial: only
 -- pending rows are indexed, so finished deliveries cost it nothing and a claim removes one
@@ -152,6 +168,13 @@ CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, id);
 CREATE INDEX deliveries_by_event ON deliveries (event_id, webhook_id);
 -- Retention: finished deliveries by age. Partial: unfinished ones are never in it.
 CREATE INDEX deliveries_finished ON deliveries (completed_at) WHERE completed_at IS NOT NULL;
+
+-- Claims: a webhook's (FIFO holds back while one is out) and the ones past their lease,
+-- found without a scan of the table.
+CREATE INDEX deliveries_claimed ON deliveries (webhook_id, lease_expires_at) WHERE status = 'delivering';
+-- A FIFO webhook's queue, head first.
+CREATE INDEX deliveries_fifo ON deliveries (webhook_id, queued_at)
+    WHERE status = 'pending' AND queued_at IS NOT NULL;
 
 -- Attempts: one HTTP try of a delivery. `response_body` keeps at most 4,096 bytes.
 CREATE TABLE attempts (

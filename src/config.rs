@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// Attempts one webhook may have in flight at once [default: 16].
     #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<u32>,
+    /// Seconds the previous secret keeps signing after a secret change, 0 to 604800
+    /// [default: 86400].
+    #[arg(long, env = "HOOKD_SECRET_OVERLAP_SECONDS")]
+    pub secret_overlap_seconds: Option<u64>,
     /// Log format: `text` for people, `json` for collectors [default: text].
     #[arg(long, env = "HOOKD_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -81,6 +85,8 @@ pub struct Config {
     pub auto_disable_after: u32,
     pub retention: Duration,
     pub max_in_flight: NonZeroU32,
+    /// How long a replaced secret keeps signing beside the new one.
+    pub secret_overlap: Duration,
     pub log_format: LogFormat,
     /// `HOOKD_PUBLIC_URL`: where patients reach the server (no trailing slash); invitation
     /// links are `{base}/r/{token}`. `None`: the address the server is bound to.
@@ -130,6 +136,7 @@ impl ServeArgs {
             auto_disable_after: self.auto_disable_after.or(file.auto_disable_after),
             retention_days: self.retention_days.or(file.retention_days),
             max_in_flight: self.max_in_flight.or(file.max_in_flight),
+            secret_overlap_seconds: self.secret_overlap_seconds.or(file.secret_overlap_seconds),
             log_format: self.log_format.or(file.log_format),
             public_url: self.public_url.or(file.public_url),
         })
@@ -165,6 +172,10 @@ impl ServeArgs {
         let max_in_flight = NonZeroU32::new(args.max_in_flight.unwrap_or(16))
             .filter(|n| n.get() <= 1024)
             .ok_or_else(|| bad("HOOKD_MAX_IN_FLIGHT", "must be 1 to 1024"))?;
+        let secret_overlap_seconds = args.secret_overlap_seconds.unwrap_or(86_400);
+        if secret_overlap_seconds > 604_800 {
+            return Err(bad("HOOKD_SECRET_OVERLAP_SECONDS", "must be 0 to 604800"));
+        }
         let log_format = match args.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -199,6 +210,7 @@ impl ServeArgs {
             auto_disable_after: args.auto_disable_after.unwrap_or(10),
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             max_in_flight,
+            secret_overlap: Duration::from_secs(secret_overlap_seconds),
             log_format,
             public_url,
         })
@@ -220,6 +232,11 @@ fn parse_public_url(text: &str) -> Result<String, ConfigError> {
 }
 
 impl Config {
+    /// [`Config::secret_overlap`] in the store's unit.
+    pub fn secret_overlap_ms(&self) -> crate::domain::time::Millis {
+        self.secret_overlap.as_millis() as crate::domain::time::Millis
+    }
+
     /// The base of invitation links for a server bound to `bound` (which differs from
     /// `listen` when its port is 0).
     pub fn public_base(&self, bound: SocketAddr) -> String {
@@ -251,6 +268,7 @@ mod tests {
         assert_eq!(config.retention, Duration::from_secs(30 * 86_400));
         assert!(!config.network.allow_http);
         assert_eq!(config.public_url, None);
+        assert_eq!(config.secret_overlap, Duration::from_secs(86_400));
         assert_eq!(config.public_base(config.listen), "http://127.0.0.1:8080");
     }
 

@@ -169,7 +169,7 @@ async fn apply_control_signals(store: &Store, engine: &Engine) -> store::Result<
         return Ok(());
     }
     for webhook in store.write(control::take).await? {
-        engine.sync(webhook);
+        engine.sync(webhook).await;
         engine.wake(vec![webhook]);
     }
     Ok(())

@@ -14,6 +14,20 @@ const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// The queue's gauges, read from the store at scrape time.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueGauges {
+    /// Deliveries by status.
+    pub depth: [(&'static str, u64); 4],
+    pub oldest_pending_secs: f64,
+    /// Webhooks disabled by hookd.
+    pub disabled: u64,
+    /// Claims past their lease.
+    pub expired_claims: u64,
+    /// Delivery actors running.
+    pub actors: u64,
+}
+
 /// Handle to this server's metrics. Cheap to clone.
 #[derive(Clone)]
 pub struct Telemetry {
@@ -55,6 +69,10 @@ impl Telemetry {
                 "hookd_disabled_webhooks",
                 "Webhooks disabled (by failures or 410)."
             );
+            metrics::describe_gauge!(
+                "hookd_expired_claims",
+                "Claims past their lease: attempts that will never report, released by the next sweep."
+            );
             metrics::describe_gauge!("hookd_delivery_actors", "Delivery actors running.");
             metrics::describe_counter!(
                 "hookd_actor_restarts_total",
@@ -82,20 +100,15 @@ impl Telemetry {
     }
 
     /// Sets the gauges read from the store at scrape time.
-    pub fn set_queue(
-        &self,
-        depth: &[(&'static str, u64)],
-        oldest_pending_secs: f64,
-        disabled: u64,
-        actors: u64,
-    ) {
+    pub fn set_queue(&self, queue: &QueueGauges) {
         self.with(|| {
-            for (status, count) in depth {
-                gauge!("hookd_queue_depth", "status" => *status).set(*count as f64);
+            for (status, count) in queue.depth {
+                gauge!("hookd_queue_depth", "status" => status).set(count as f64);
             }
-            gauge!("hookd_oldest_pending_age_seconds").set(oldest_pending_secs);
-            gauge!("hookd_disabled_webhooks").set(disabled as f64);
-            gauge!("hookd_delivery_actors").set(actors as f64);
+            gauge!("hookd_oldest_pending_age_seconds").set(queue.oldest_pending_secs);
+            gauge!("hookd_disabled_webhooks").set(queue.disabled as f64);
+            gauge!("hookd_expired_claims").set(queue.expired_claims as f64);
+            gauge!("hookd_delivery_actors").set(queue.actors as f64);
         });
     }
 

@@ -279,11 +279,13 @@ async fn exhausted_deliveries_fail_and_enough_of_them_disable_the_webhook_until_
     );
 
     app.complete_response(&survey, 1).await;
+    let deliveries = app.deliveries(&survey, &webhook).await;
     assert_eq!(
-        app.deliveries(&survey, &webhook).await.len(),
-        2,
-        "an inactive webhook gets no new deliveries"
+        deliveries.len(),
+        3,
+        "a webhook disabled by hookd keeps collecting deliveries"
     );
+    assert_eq!(deliveries[0]["status"], "pending", "paused");
 
     receiver.set_script(|_, _| Reply::ok());
     let (status, view) = app
@@ -301,6 +303,12 @@ async fn exhausted_deliveries_fail_and_enough_of_them_disable_the_webhook_until_
         ),
         (Value::Null, Value::Null, json!(0))
     );
+    wait_until(
+        "the paused delivery is sent without a replay",
+        WAIT,
+        || async { app.count_with_status(&survey, &webhook, "succeeded").await == 1 },
+    )
+    .await;
     let (status, replay) = app
         .post(
             &format!("/api/surveys/{survey}/webhooks/{webhook}/replay"),
@@ -309,8 +317,8 @@ async fn exhausted_deliveries_fail_and_enough_of_them_disable_the_webhook_until_
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(
-        replay["queued"], 3,
-        "two failed deliveries and the event stored while inactive"
+        replay["queued"], 2,
+        "the two failed deliveries stay failed until replayed"
     );
     wait_until("all three delivered", WAIT, || async {
         app.count_with_status(&survey, &webhook, "succeeded").await == 3

@@ -29,7 +29,8 @@ async fn deliveries_of(app: &TestApp, survey: &str, webhook: &str) -> Vec<Value>
     app.deliveries(survey, webhook).await
 }
 
-/// Three responses; the `/gone` webhook is disabled by the first, so only that one is paused.
+/// Three responses; the `/gone` webhook is disabled by the first and then switched off by an
+/// operator, so only that first delivery of it is paused.
 async fn scene() -> Scene {
     let app = spawn_app().await;
     let receiver = Receiver::scripted(|r, _| match r.path.as_str() {
@@ -45,10 +46,21 @@ async fn scene() -> Scene {
     let bad = app
         .create_webhook(&survey, &receiver.url("/bad"), json!({"retryPolicy": []}))
         .await;
-    app.create_webhook(&survey, &receiver.url("/gone"), json!({}))
+    let gone = app
+        .create_webhook(&survey, &receiver.url("/gone"), json!({}))
         .await;
     let mut events = Vec::new();
     for n in 1..=3 {
+        if n == 2 {
+            // Disabled by hookd it would collect a paused delivery per event; switched off
+            // by an operator it keeps the one it has and collects no more.
+            let path = format!("/api/surveys/{survey}/webhooks/{gone}");
+            wait_until("the 410 disabled /gone", WAIT, || async {
+                app.get(&path).await.1["isActive"] == false
+            })
+            .await;
+            app.patch(&path, json!({"isActive": false})).await;
+        }
         app.complete_response(&survey, 3).await;
         wait_until("the response's deliveries finished", WAIT, || async {
             let done = |list: Vec<Value>| {

@@ -69,6 +69,9 @@ pub struct WebhookQueueView {
     pub oldest_pending_age_seconds: Option<u64>,
     /// When the next pending delivery falls due (it waits while the webhook is off).
     pub next_attempt_at: Option<String>,
+    /// Claims past their lease: attempts that will never report, released and attempted
+    /// again by the engine's next sweep.
+    pub expired_claims: u64,
 }
 
 /// The delivery queue per webhook, disabled webhooks first.
@@ -80,6 +83,8 @@ pub struct QueueView {
     /// Webhooks disabled by hookd (failures or 410).
     pub disabled_webhooks: u64,
     pub oldest_pending_age_seconds: Option<u64>,
+    /// Claims past their lease, all webhooks together.
+    pub expired_claims: u64,
     pub webhooks: Vec<WebhookQueueView>,
 }
 
@@ -111,6 +116,7 @@ impl QueueView {
                 oldest_pending_at: format_opt(row.oldest_pending_at),
                 oldest_pending_age_seconds: row.oldest_pending_at.map(|at| age_seconds(at, now)),
                 next_attempt_at: format_opt(row.next_attempt_at),
+                expired_claims: row.expired_claims,
             })
             .collect();
         Self {
@@ -124,6 +130,7 @@ impl QueueView {
                 .iter()
                 .filter_map(|w| w.oldest_pending_age_seconds)
                 .max(),
+            expired_claims: rows.iter().map(|r| r.expired_claims).sum(),
             webhooks,
         }
     }
@@ -134,8 +141,9 @@ impl QueueView {
 #[utoipa::path(get, path = "/api/admin/queue", tag = "admin",
     responses((status = 200, body = QueueView), (status = 401, body = ErrorBody)))]
 async fn queue(State(app): State<AppState>) -> ApiResult<Json<QueueView>> {
-    let rows = app.store.read(ops::queue_summary).await?;
-    Ok(Json(QueueView::new(&rows, now_ms())))
+    let now = now_ms();
+    let rows = app.store.read(move |c| ops::queue_summary(c, now)).await?;
+    Ok(Json(QueueView::new(&rows, now)))
 }
 
 /// One admin action.

@@ -20,6 +20,7 @@ use super::AppState;
 use super::admin::QueueView;
 use crate::domain::time::now_ms;
 use crate::store::ops;
+use crate::telemetry::QueueGauges;
 
 const HTML: &str = include_str!("assets/operator.html");
 const CSS: &str = include_str!("assets/operator.css");
@@ -89,9 +90,10 @@ fn sha256_source(text: &str) -> String {
 #[utoipa::path(get, path = "/metrics", tag = "meta", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 async fn metrics(State(app): State<AppState>) -> Response {
-    match app.store.read(ops::queue_summary).await {
+    let now = now_ms();
+    match app.store.read(move |c| ops::queue_summary(c, now)).await {
         Ok(rows) => {
-            let queue = QueueView::new(&rows, now_ms());
+            let queue = QueueView::new(&rows, now);
             let actors = app.engine.actor_count().await as u64;
             let depth = [
                 ("pending", queue.totals.pending),
@@ -99,9 +101,13 @@ async fn metrics(State(app): State<AppState>) -> Response {
                 ("succeeded", queue.totals.succeeded),
                 ("failed", queue.totals.failed),
             ];
-            let oldest = queue.oldest_pending_age_seconds.unwrap_or(0) as f64;
-            app.telemetry
-                .set_queue(&depth, oldest, queue.disabled_webhooks, actors);
+            app.telemetry.set_queue(&QueueGauges {
+                depth,
+                oldest_pending_secs: queue.oldest_pending_age_seconds.unwrap_or(0) as f64,
+                disabled: queue.disabled_webhooks,
+                expired_claims: queue.expired_claims,
+                actors,
+            });
         }
         Err(error) => {
             tracing::warn!(%error, "metrics: could not read the queue; serving the last values");

@@ -19,7 +19,7 @@ use super::{AppState, ListOf};
 use crate::domain::ssrf::NetworkPolicy;
 use crate::domain::time::format_ms;
 use crate::domain::{
-    CustomHeaders, EventType, RetryPolicy, Secret, SurveyId, WebhookId, WebhookUrl,
+    CustomHeaders, DeliveryOrder, EventType, RetryPolicy, Secret, SurveyId, WebhookId, WebhookUrl,
 };
 use crate::store::audit::Entry;
 use crate::store::webhooks::{self, NewWebhook, Webhook, WebhookPatch};
@@ -44,6 +44,8 @@ pub struct WebhookView {
     pub headers: BTreeMap<String, String>,
     pub is_active: bool,
     pub retry_policy: Vec<u32>,
+    /// `concurrent` or `fifo`.
+    pub ordering: String,
     pub consecutive_failures: u32,
     pub disabled_at: Option<String>,
     pub disabled_reason: Option<String>,
@@ -63,6 +65,7 @@ impl From<&Webhook> for WebhookView {
             headers: w.headers.as_map().clone(),
             is_active: w.is_active,
             retry_policy: w.retry_policy.delays().to_vec(),
+            ordering: w.ordering.as_str().to_owned(),
             consecutive_failures: w.consecutive_failures,
             disabled_at: w.disabled_at.map(format_ms),
             disabled_reason: w.disabled_reason.clone(),
@@ -92,6 +95,9 @@ pub struct WebhookInput {
     headers: Option<BTreeMap<String, String>>,
     /// 0 to 10 delays in seconds, each 1 to 86,400.
     retry_policy: Option<Vec<u32>>,
+    /// `concurrent` (default: up to HOOKD_MAX_IN_FLIGHT attempts at once, no order
+    /// promised) or `fifo` (one at a time, in the order the events were stored).
+    ordering: Option<String>,
 }
 
 fn parse_events(value: &Value) -> Result<Vec<EventType>, String> {
@@ -188,6 +194,12 @@ fn parse_fields(
         })
         .flatten();
     patch.retry_policy = f.optional("retryPolicy", parse_retry_policy).flatten();
+    patch.ordering = f
+        .optional("ordering", |v| {
+            DeliveryOrder::parse(fields::string(v)?)
+                .ok_or_else(|| "must be `concurrent` or `fifo`".to_owned())
+        })
+        .flatten();
     f.finish()?;
     Ok(patch)
 }
@@ -221,6 +233,7 @@ async fn create_webhook(
         headers: patch.headers.unwrap_or_default(),
         is_active: patch.is_active.unwrap_or(true),
         retry_policy: patch.retry_policy.unwrap_or_default(),
+        ordering: patch.ordering.unwrap_or_default(),
     };
     let actor = caller.0.clone();
     let webhook = app
@@ -238,7 +251,7 @@ async fn create_webhook(
             Ok(webhook)
         })
         .await?;
-    app.engine.sync(webhook.id);
+    app.engine.sync(webhook.id).await;
     let mut headers = HeaderMap::new();
     if let Ok(location) =
         HeaderValue::from_str(&format!("/api/surveys/{survey_id}/webhooks/{}", webhook.id))
@@ -309,10 +322,12 @@ async fn update_webhook(
     let changed: Vec<&String> = body.keys().collect();
     let detail = json!({ "fields": changed });
     let actor = caller.0.clone();
+    let overlap = app.config.secret_overlap_ms();
     let (webhook, resumed) = app
         .store
         .write(move |c| {
-            let (webhook, resumed) = webhooks::update(c, survey_id, id, &patch)?;
+            let (webhook, effect) = webhooks::update(c, survey_id, id, &patch, overlap)?;
+            let resumed = effect.resumed;
             let action = if resumed {
                 "webhook.enabled"
             } else {
@@ -332,7 +347,7 @@ async fn update_webhook(
     if resumed {
         tracing::info!(webhook_id = %id, "webhook re-enabled; resuming its deliveries");
     }
-    app.engine.sync(id);
+    app.engine.sync(id).await;
     Ok(Json(WebhookView::from(&webhook)))
 }
 

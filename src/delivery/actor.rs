@@ -1,43 +1,72 @@
 //! One delivery actor per active webhook: it owns that webhook's schedule.
 //!
-//! The actor claims due deliveries (at most `max_in_flight` at once, so the same delivery
-//! is never in flight twice), sends each on its own task, and hands each outcome to the
-//! store's group commit without waiting for it. Between claims it sleeps until the next
-//! delivery falls due, and a [`WebhookMsg::Wake`] rouses it at once when new deliveries are
-//! queued. Claims, sends and records report back as notices, so the actor never blocks on
-//! I/O and always has an exact picture of what it has in flight.
+//! The actor claims due deliveries (at most `max_in_flight` at once, one for a FIFO
+//! webhook, so the same delivery is never in flight twice), sends each on its own task,
+//! and hands each outcome to the store's group commit without waiting for it. Between
+//! claims it sleeps until the next delivery falls due, and a [`WebhookMsg::Wake`] rouses it
+//! at once when new deliveries are queued. Claims, sends, records and releases report back
+//! as notices, so the actor never blocks on I/O and always knows exactly which claims it
+//! holds — which is what lets the supervisor's lease sweep ask it ([`WebhookMsg::Expired`]).
+//!
+//! Its attempts read the webhook's settings from a [`Route`] the actor keeps current: a
+//! changed secret, a removed one or a stop applies to every request not yet sent.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
-use super::client::{AttemptReport, Target};
+use super::client::{AttemptReport, Route};
 use super::{DeliveryContext, attempt_record, next_step};
-use crate::domain::DeliveryId;
 use crate::domain::time::{Millis, now_ms};
-use crate::store::deliveries::{self, AttemptRecord, ClaimedDelivery, NextStep, RecordEffect};
+use crate::domain::{DeliveryId, DeliveryOrder};
+use crate::store::deliveries::{
+    self, AttemptRecord, Claim, ClaimedDelivery, ExpiredClaim, NextStep, RecordEffect,
+};
 use crate::store::webhooks::Webhook;
+
+/// How long to wait before writing outcomes again after the store refused them.
+const RECORD_RETRY: Duration = Duration::from_secs(1);
 
 /// Messages of a delivery actor: commands, then notices from its own tasks.
 pub enum WebhookMsg {
     /// Deliveries may have become due: look for them now.
     Wake,
-    /// The webhook's settings changed: use them from the next attempt on.
-    Reconfigure(Box<Webhook>),
-    /// Stop claiming; once every attempt in flight is recorded, reply and stop.
+    /// The webhook's settings changed: use them for every request not yet sent, then reply.
+    Reconfigure(Box<Webhook>, Option<RpcReplyPort<()>>),
+    /// Stop claiming and sending; once every attempt in flight is recorded, reply and stop.
     Drain(Option<RpcReplyPort<()>>),
+    /// The lease sweep found these claims of this webhook past their lease: renew the ones
+    /// still held, settle the others.
+    Expired(Vec<ExpiredClaim>),
     /// Notice: a claim came back with these deliveries and the next due time after them.
-    Claimed(Result<(Vec<ClaimedDelivery>, Option<Millis>), String>),
-    /// Notice: an attempt finished.
-    AttemptFinished(Box<(ClaimedDelivery, AttemptReport)>),
-    /// Notice: a batch of attempt records was committed (or failed to be), with the
-    /// earliest retry time among them.
-    Recorded(Result<(RecordEffect, Option<Millis>), String>),
+    Claimed(Result<Claimed, String>),
+    /// Notice: an attempt finished; `None` when it was withdrawn before anything was sent.
+    AttemptFinished(Box<(ClaimedDelivery, Option<AttemptReport>)>),
+    /// Notice: a batch of attempt records was committed, or failed to be (the records
+    /// come back to be written again).
+    Recorded(Result<Recorded, (String, Vec<AttemptRecord>)>),
+    /// Notice: a release (or lease renewal) job finished.
+    Released,
+    /// Write the outcomes the store refused last time.
+    RetryRecords,
     /// Test hook: fail as if a bug struck.
     #[cfg(test)]
     Panic,
+}
+
+/// What a claim found: the deliveries claimed and when the next one falls due.
+pub type Claimed = (Vec<ClaimedDelivery>, Option<Millis>);
+
+/// What a record job did: its effect, the earliest retry among its records, and for a
+/// FIFO webhook the claim of its next queue head made in the same job.
+pub struct Recorded {
+    effect: RecordEffect,
+    retry_at: Option<Millis>,
+    claimed: Option<Claimed>,
 }
 
 pub struct WebhookActor;
@@ -49,35 +78,42 @@ type Timer = JoinHandle<Result<(), ractor::MessagingErr<WebhookMsg>>>;
 pub struct WebhookState {
     ctx: DeliveryContext,
     webhook: Webhook,
-    /// `None` when the stored URL no longer passes the policy (each attempt then fails).
-    target: Result<Target, String>,
+    /// What its attempts read when they send (see the module documentation).
+    route: watch::Sender<Arc<Route>>,
     in_flight: InFlight,
     /// Claimed and waiting for a free slot: a prefetch of up to `max_in_flight`, so a slot
     /// that frees starts its next send at once instead of waiting for a claim's commit.
     queued: VecDeque<ClaimedDelivery>,
     /// A claim is under way; wakes meanwhile set `rewake` instead of claiming again.
     claiming: bool,
+    /// That claim rides in the record job under way (FIFO).
+    claiming_with_records: bool,
     rewake: bool,
     /// Outcomes waiting to be written; they go in one store job while none is under way,
     /// so a busy webhook records many attempts per job.
     unrecorded: Vec<AttemptRecord>,
-    /// A record job is under way.
-    recording: bool,
+    /// The claims of the record job under way (empty: none is).
+    recording: Vec<Claim>,
+    /// The store refused the last record job; it is written again after [`RECORD_RETRY`].
+    record_retry_pending: bool,
+    /// Release and renewal jobs under way.
+    releasing: usize,
     /// The pending wake-up timer and when it fires.
     timer: Option<(Millis, Timer)>,
-    /// No more claims: the webhook was disabled (410, failures) or the server is stopping.
+    /// No more claims: the webhook was disabled (410, failures) or told to drain.
     stopping: bool,
     drained: Vec<RpcReplyPort<()>>,
 }
 
-/// The send tasks in flight. Dropping it (the actor stopped or died) aborts them, so a
-/// restarted actor can never send a delivery its predecessor is still sending.
+/// The send tasks in flight and their claims. Dropping it (the actor stopped or died)
+/// aborts them, so a restarted actor can never send a delivery its predecessor is still
+/// sending.
 #[derive(Default)]
-struct InFlight(HashMap<DeliveryId, AbortHandle>);
+struct InFlight(HashMap<DeliveryId, (Claim, AbortHandle)>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        for task in self.0.values() {
+        for (_, task) in self.0.values() {
             task.abort();
         }
     }
@@ -93,17 +129,20 @@ impl Actor for WebhookActor {
         _me: ActorRef<WebhookMsg>,
         (ctx, webhook): Self::Arguments,
     ) -> Result<WebhookState, ActorProcessingErr> {
-        let target = ctx.target(&webhook);
+        let (route, _) = watch::channel(Arc::new(Route::from(ctx.target(&webhook))));
         Ok(WebhookState {
             ctx,
             webhook,
-            target,
+            route,
             in_flight: InFlight::default(),
             queued: VecDeque::new(),
             claiming: false,
+            claiming_with_records: false,
             rewake: false,
             unrecorded: Vec::new(),
-            recording: false,
+            recording: Vec::new(),
+            record_retry_pending: false,
+            releasing: 0,
             timer: None,
             stopping: false,
             drained: Vec::new(),
@@ -127,38 +166,30 @@ impl Actor for WebhookActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WebhookMsg::Wake => state.claim(&me),
-            WebhookMsg::Reconfigure(webhook) => {
-                state.target = state.ctx.target(&webhook);
-                state.webhook = *webhook;
-                state.claim(&me);
+            WebhookMsg::Reconfigure(webhook, reply) => {
+                state.reconfigure(&me, *webhook);
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
             }
             WebhookMsg::Drain(reply) => {
-                state.stop_claiming();
+                state.stop_claiming(&me);
                 state.drained.extend(reply);
             }
-            WebhookMsg::Claimed(result) => state.claimed(&me, result),
+            WebhookMsg::Expired(claims) => state.expired(&me, claims),
+            WebhookMsg::Claimed(result) => {
+                state.claiming = false;
+                state.claimed(&me, result);
+            }
             WebhookMsg::AttemptFinished(finished) => {
                 let (delivery, report) = *finished;
                 state.finished(&me, delivery, report);
             }
-            WebhookMsg::Recorded(result) => {
-                state.recording = false;
+            WebhookMsg::Recorded(result) => state.recorded(&me, result),
+            WebhookMsg::Released => state.releasing -= 1,
+            WebhookMsg::RetryRecords => {
+                state.record_retry_pending = false;
                 state.flush_records(&me);
-                match result {
-                    Ok((effect, _)) if effect.webhook_disabled => {
-                        tracing::warn!(webhook_id = %state.webhook.id, "webhook disabled; its pending deliveries are paused until it is re-enabled");
-                        state.stop_claiming();
-                    }
-                    // The timer may have fired before this record made the delivery
-                    // claimable again; make sure a wake follows the commit.
-                    Ok((_, Some(retry_at))) => state.wake_at(&me, retry_at),
-                    Ok(_) => {}
-                    Err(error) => {
-                        // The delivery stays claimed in the store; it is sent again after a
-                        // restart releases the claim. Nothing is lost.
-                        tracing::error!(webhook_id = %state.webhook.id, %error, "could not record an attempt");
-                    }
-                }
             }
             #[cfg(test)]
             WebhookMsg::Panic => panic!("delivery actor panicked on request"),
@@ -177,15 +208,16 @@ impl Actor for WebhookActor {
         _me: ActorRef<WebhookMsg>,
         state: &mut WebhookState,
     ) -> Result<(), ActorProcessingErr> {
+        state.route.send_replace(Arc::new(Route::Withdrawn));
         if let Some((_, timer)) = state.timer.take() {
             timer.abort();
         }
-        let abandoned: Vec<DeliveryId> = state
+        let abandoned: Vec<Claim> = state
             .in_flight
             .0
-            .keys()
-            .copied()
-            .chain(state.queued.drain(..).map(|d| d.id))
+            .values()
+            .map(|(claim, _)| *claim)
+            .chain(state.queued.drain(..).map(|d| d.claim()))
             .collect();
         state.in_flight = InFlight::default();
         if !abandoned.is_empty() {
@@ -204,8 +236,52 @@ impl WebhookState {
         self.in_flight.0.is_empty()
             && self.queued.is_empty()
             && self.unrecorded.is_empty()
-            && !self.recording
+            && self.recording.is_empty()
             && !self.claiming
+            && self.releasing == 0
+    }
+
+    fn is_fifo(&self) -> bool {
+        self.webhook.ordering == DeliveryOrder::Fifo
+    }
+
+    /// Attempts this actor may have in flight at once.
+    fn max_in_flight(&self) -> usize {
+        if self.is_fifo() {
+            1
+        } else {
+            self.ctx.max_in_flight.get() as usize
+        }
+    }
+
+    /// Claims this actor may still take: twice its in-flight limit (a prefetch), one for a
+    /// FIFO webhook (which never claims ahead: the next head is known only after this one).
+    fn room(&self) -> u32 {
+        let held = self.in_flight.0.len() + self.queued.len();
+        let room = if self.is_fifo() {
+            // Not until the last head's outcome is written, too.
+            let outcomes = self.recording.len() + self.unrecorded.len();
+            1usize.saturating_sub(held + outcomes)
+        } else {
+            (2 * self.max_in_flight()).saturating_sub(held)
+        };
+        room as u32
+    }
+
+    fn reconfigure(&mut self, me: &ActorRef<WebhookMsg>, webhook: Webhook) {
+        let reordered = webhook.ordering != self.webhook.ordering;
+        self.webhook = webhook;
+        if self.stopping {
+            return; // its route stays withdrawn; the supervisor starts a new actor if needed
+        }
+        self.route
+            .send_replace(Arc::new(Route::from(self.ctx.target(&self.webhook))));
+        if reordered {
+            // The prefetch was claimed in the old order: hand it back and claim anew.
+            let queued: Vec<ClaimedDelivery> = self.queued.drain(..).collect();
+            self.release(me, queued.iter().map(ClaimedDelivery::claim).collect());
+        }
+        self.claim(me);
     }
 
     /// Claims as many due deliveries as there are free slots, unless a claim is under way.
@@ -220,27 +296,22 @@ impl WebhookState {
         }
         self.claiming = true;
         self.rewake = false;
-        let (store, webhook_id, me) = (self.ctx.store.clone(), self.webhook.id, me.clone());
-        let lease_until = self.ctx.lease_until(now_ms());
+        let (store, webhook_id, ordering) = (
+            self.ctx.store.clone(),
+            self.webhook.id,
+            self.webhook.ordering,
+        );
+        let (lease, me) = (self.ctx.lease_until(now_ms()), me.clone());
         tokio::spawn(async move {
             let result = store
-                .write_relaxed(move |conn| {
-                    let now = now_ms();
-                    let claimed = deliveries::claim_due(conn, webhook_id, now, lease_until, free)?;
-                    Ok((claimed, deliveries::next_due_at(conn, webhook_id)?))
-                })
+                .write_relaxed(move |conn| claim_in(conn, webhook_id, ordering, lease, free))
                 .await
                 .map_err(|e| e.to_string());
             let _ = me.cast(WebhookMsg::Claimed(result));
         });
     }
 
-    fn claimed(
-        &mut self,
-        me: &ActorRef<WebhookMsg>,
-        result: Result<(Vec<ClaimedDelivery>, Option<Millis>), String>,
-    ) {
-        self.claiming = false;
+    fn claimed(&mut self, me: &ActorRef<WebhookMsg>, result: Result<Claimed, String>) {
         let (claimed, next_due) = match result {
             Ok(found) => found,
             Err(error) => {
@@ -251,10 +322,10 @@ impl WebhookState {
         };
         if self.stopping {
             // Paused while the claim was under way: hand the deliveries back untouched.
-            self.release(claimed);
+            self.release(me, claimed.iter().map(ClaimedDelivery::claim).collect());
             return;
         }
-        if claimed.len() as u32 >= self.room() {
+        if !claimed.is_empty() && claimed.len() as u32 >= self.room() {
             self.rewake = true; // a full batch: more may be due
         }
         self.queued.extend(claimed);
@@ -267,15 +338,9 @@ impl WebhookState {
         }
     }
 
-    /// Claims this actor may still hold: the in-flight slots plus as many queued.
-    fn room(&self) -> u32 {
-        let held = self.in_flight.0.len() + self.queued.len();
-        (2 * self.ctx.max_in_flight.get()).saturating_sub(held as u32)
-    }
-
     /// Fills the free in-flight slots from the queue.
     fn start_sends(&mut self, me: &ActorRef<WebhookMsg>) {
-        while self.in_flight.0.len() < self.ctx.max_in_flight.get() as usize {
+        while self.in_flight.0.len() < self.max_in_flight() {
             let Some(delivery) = self.queued.pop_front() else {
                 break;
             };
@@ -283,54 +348,97 @@ impl WebhookState {
         }
     }
 
-    /// Stops claiming and hands the queued (not yet sent) deliveries back.
-    fn stop_claiming(&mut self) {
+    /// Stops claiming and sending: requests not yet sent are withdrawn, the queued (not yet
+    /// sent) deliveries handed back.
+    fn stop_claiming(&mut self, me: &ActorRef<WebhookMsg>) {
         self.stopping = true;
-        let queued: Vec<ClaimedDelivery> = self.queued.drain(..).collect();
-        self.release(queued);
+        self.route.send_replace(Arc::new(Route::Withdrawn));
+        let queued: Vec<Claim> = self.queued.drain(..).map(|d| d.claim()).collect();
+        self.release(me, queued);
     }
 
-    /// Returns claimed deliveries to `pending`, untouched.
-    fn release(&mut self, claimed: Vec<ClaimedDelivery>) {
-        if claimed.is_empty() {
+    /// Returns claims to `pending`, untouched.
+    fn release(&mut self, me: &ActorRef<WebhookMsg>, claims: Vec<Claim>) {
+        if claims.is_empty() {
             return;
         }
-        let ids: Vec<DeliveryId> = claimed.iter().map(|d| d.id).collect();
-        let store = self.ctx.store.clone();
+        self.releasing += 1;
+        let (store, me) = (self.ctx.store.clone(), me.clone());
         tokio::spawn(async move {
             if let Err(error) = store
-                .write(move |conn| deliveries::release(conn, &ids))
+                .write(move |conn| deliveries::release(conn, &claims))
                 .await
             {
-                tracing::error!(%error, "could not release claims; the next start releases them");
+                tracing::error!(%error, "could not release claims; they are released when their lease runs out");
             }
+            let _ = me.cast(WebhookMsg::Released);
+        });
+    }
+
+    /// The sweep's list of this webhook's claims past their lease: the ones this actor
+    /// still works on get a new lease; the others were lost (a claim that committed after
+    /// its actor died, a release that failed) and are settled: released, or failed for a
+    /// test delivery.
+    fn expired(&mut self, me: &ActorRef<WebhookMsg>, claims: Vec<ExpiredClaim>) {
+        let held: std::collections::HashSet<Claim> = self
+            .in_flight
+            .0
+            .values()
+            .map(|(claim, _)| *claim)
+            .chain(self.queued.iter().map(ClaimedDelivery::claim))
+            .chain(self.recording.iter().copied())
+            .chain(self.unrecorded.iter().map(|r| Claim {
+                delivery_id: r.delivery_id,
+                token: r.claim_token,
+            }))
+            .collect();
+        let (renew, lost): (Vec<ExpiredClaim>, Vec<ExpiredClaim>) =
+            claims.into_iter().partition(|c| held.contains(&c.claim));
+        let renew: Vec<Claim> = renew.into_iter().map(|c| c.claim).collect();
+        let until = self.ctx.lease_until(now_ms());
+        self.releasing += 1;
+        let (store, me) = (self.ctx.store.clone(), me.clone());
+        tokio::spawn(async move {
+            let result = store
+                .write(move |conn| {
+                    deliveries::extend_leases(conn, &renew, until)?;
+                    deliveries::settle_lost_claims(conn, &lost, now_ms())
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "could not settle expired claims; the next sweep tries again");
+            }
+            let _ = me.cast(WebhookMsg::Released);
+            let _ = me.cast(WebhookMsg::Wake);
         });
     }
 
     fn send(&mut self, me: &ActorRef<WebhookMsg>, delivery: ClaimedDelivery) {
-        let (sender, target, me) = (self.ctx.sender.clone(), self.target.clone(), me.clone());
-        let id = delivery.id;
+        let (sender, route, me) = (self.ctx.sender.clone(), self.route.subscribe(), me.clone());
+        let claim = delivery.claim();
         let task = tokio::spawn(async move {
-            let report = match &target {
-                Ok(target) => {
-                    sender
-                        .attempt(target, delivery.id, &delivery.event_type, &delivery.payload)
-                        .await
-                }
-                Err(message) => AttemptReport::refused(delivery.id, message),
-            };
+            let report = sender
+                .attempt(&route, delivery.id, &delivery.event_type, &delivery.payload)
+                .await;
             let _ = me.cast(WebhookMsg::AttemptFinished(Box::new((delivery, report))));
         });
-        self.in_flight.0.insert(id, task.abort_handle());
+        self.in_flight
+            .0
+            .insert(claim.delivery_id, (claim, task.abort_handle()));
     }
 
     fn finished(
         &mut self,
         me: &ActorRef<WebhookMsg>,
         delivery: ClaimedDelivery,
-        report: AttemptReport,
+        report: Option<AttemptReport>,
     ) {
         self.in_flight.0.remove(&delivery.id);
+        let Some(report) = report else {
+            // Withdrawn before it was sent: nothing happened, hand it back.
+            self.release(me, vec![delivery.claim()]);
+            return;
+        };
         let next = next_step(&report, &delivery, &self.webhook.retry_policy);
         let outcome = match &next {
             NextStep::Succeeded => "succeeded",
@@ -341,7 +449,7 @@ impl WebhookState {
             NextStep::Failed => "failed",
             NextStep::DisableWebhook(_) => {
                 tracing::warn!(webhook_id = %self.webhook.id, "receiver answered 410 Gone; disabling the webhook");
-                self.stop_claiming();
+                self.stop_claiming(me);
                 "disabled"
             }
         };
@@ -355,41 +463,107 @@ impl WebhookState {
         self.flush_records(me);
         self.start_sends(me);
         // Claim again once the prefetch runs low, so claims stay batched.
-        if self.rewake && self.queued.len() <= self.ctx.max_in_flight.get() as usize / 2 {
+        if self.rewake && self.queued.len() <= self.max_in_flight() / 2 {
             self.claim(me);
         }
     }
 
     /// Hands every waiting outcome to the store in one job, unless a job is under way (its
-    /// notice flushes what arrived meanwhile).
+    /// notice flushes what arrived meanwhile) or the store refused the last one and a retry
+    /// is scheduled. A FIFO webhook with nothing else out claims its next head in the same
+    /// job: one commit per delivery instead of two.
     fn flush_records(&mut self, me: &ActorRef<WebhookMsg>) {
-        if self.recording || self.unrecorded.is_empty() {
+        if !self.recording.is_empty() || self.unrecorded.is_empty() || self.record_retry_pending {
             return;
         }
-        self.recording = true;
         let records = std::mem::take(&mut self.unrecorded);
-        let retry_at = records
+        self.recording = records
             .iter()
-            .filter_map(|r| match r.next {
-                NextStep::RetryAt(at) => Some(at),
-                _ => None,
+            .map(|r| Claim {
+                delivery_id: r.delivery_id,
+                token: r.claim_token,
             })
-            .min();
+            .collect();
+        let claim_next = self.is_fifo()
+            && !self.stopping
+            && !self.claiming
+            && self.in_flight.0.is_empty()
+            && self.queued.is_empty();
+        if claim_next {
+            self.claiming = true;
+            self.claiming_with_records = true;
+            self.rewake = false;
+        }
         let (store, limit, me) = (
             self.ctx.store.clone(),
             self.ctx.auto_disable_after,
             me.clone(),
         );
+        let (webhook_id, lease) = (self.webhook.id, self.ctx.lease_until(now_ms()));
         tokio::spawn(async move {
+            let job_records = records.clone();
             let result = store
                 .write_relaxed(move |conn| {
-                    deliveries::record_attempts(conn, &records, limit, now_ms())
+                    let effect = deliveries::record_attempts(conn, &job_records, limit, now_ms())?;
+                    let claimed = if claim_next && !effect.webhook_disabled {
+                        Some(claim_in(conn, webhook_id, DeliveryOrder::Fifo, lease, 1)?)
+                    } else {
+                        None
+                    };
+                    Ok((effect, claimed))
                 })
                 .await
-                .map(|effect| (effect, retry_at))
-                .map_err(|e| e.to_string());
+                .map(|(effect, claimed)| Recorded {
+                    effect,
+                    retry_at: earliest_retry(&records),
+                    claimed,
+                })
+                .map_err(|error| (error.to_string(), records));
             let _ = me.cast(WebhookMsg::Recorded(result));
         });
+    }
+
+    /// A record job's notice. Outcomes the store refused are kept and written again after
+    /// [`RECORD_RETRY`]: their deliveries stay claimed meanwhile, never lost nor doubled.
+    fn recorded(
+        &mut self,
+        me: &ActorRef<WebhookMsg>,
+        result: Result<Recorded, (String, Vec<AttemptRecord>)>,
+    ) {
+        self.recording.clear();
+        if std::mem::take(&mut self.claiming_with_records) {
+            self.claiming = false;
+        }
+        match result {
+            Ok(recorded) => {
+                if recorded.effect.webhook_disabled {
+                    tracing::warn!(webhook_id = %self.webhook.id, "webhook disabled; its pending deliveries are paused until it is re-enabled");
+                    self.stop_claiming(me);
+                } else if let Some(at) = recorded.retry_at {
+                    // The timer may have fired before this record made the delivery
+                    // claimable again; make sure a wake follows the commit.
+                    self.wake_at(me, at);
+                }
+                match recorded.claimed {
+                    Some(claimed) => self.claimed(me, Ok(claimed)),
+                    // A FIFO webhook's head may be claimable now that its outcome is in.
+                    None if self.is_fifo() => self.rewake = true,
+                    None => {}
+                }
+            }
+            Err((error, records)) => {
+                tracing::error!(webhook_id = %self.webhook.id, %error, "could not record attempts; writing them again shortly");
+                let later = std::mem::replace(&mut self.unrecorded, records);
+                self.unrecorded.extend(later);
+                self.record_retry_pending = true;
+                me.send_after(RECORD_RETRY, || WebhookMsg::RetryRecords);
+                self.rewake = true;
+            }
+        }
+        self.flush_records(me);
+        if self.rewake {
+            self.claim(me);
+        }
     }
 
     /// Makes sure the actor is woken no later than `at`.
@@ -406,4 +580,30 @@ impl WebhookState {
         let delay = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
         self.timer = Some((at, me.send_after(delay, || WebhookMsg::Wake)));
     }
+}
+
+/// One claim job: the due deliveries and when the next one falls due.
+fn claim_in(
+    conn: &rusqlite::Connection,
+    webhook_id: crate::domain::WebhookId,
+    ordering: DeliveryOrder,
+    lease_until: Millis,
+    limit: u32,
+) -> crate::store::Result<Claimed> {
+    let now = now_ms();
+    let claimed = deliveries::claim_due(conn, webhook_id, ordering, now, lease_until, limit)?;
+    Ok((
+        claimed,
+        deliveries::next_due_at(conn, webhook_id, ordering)?,
+    ))
+}
+
+fn earliest_retry(records: &[AttemptRecord]) -> Option<Millis> {
+    records
+        .iter()
+        .filter_map(|r| match r.next {
+            NextStep::RetryAt(at) => Some(at),
+            _ => None,
+        })
+        .min()
 }

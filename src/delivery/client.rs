@@ -21,7 +21,7 @@ use super::retry::parse_retry_after;
 use super::signing;
 use crate::domain::ssrf::NetworkPolicy;
 use crate::domain::time::{Millis, now_ms};
-use crate::domain::{CustomHeaders, DeliveryId, Secret, WebhookUrl};
+use crate::domain::{CustomHeaders, DeliveryId, SigningSecrets, WebhookUrl};
 
 /// Response bodies are kept up to this many bytes.
 pub const MAX_RESPONSE_BODY: usize = 4096;
@@ -30,9 +30,39 @@ pub const MAX_RESPONSE_BODY: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: WebhookUrl,
-    /// Current secret first; a previous one while it still overlaps.
-    pub secrets: Vec<Secret>,
+    /// As stored; the ones that sign are chosen when the request is made.
+    pub secrets: SigningSecrets,
     pub headers: CustomHeaders,
+}
+
+/// What a webhook's next request should do, as its actor last said. Attempts read it when
+/// they send, not when they were started: a request that waited for its host's rate limit
+/// goes out with the settings (and secrets) of that moment, or not at all.
+#[derive(Debug, Clone)]
+pub enum Route {
+    Send(Target),
+    /// The stored URL no longer passes the policy: each attempt fails with this.
+    Refuse(String),
+    /// The webhook stopped (deactivated, disabled, deleted, shutdown): send nothing more.
+    Withdrawn,
+}
+
+impl From<Result<Target, String>> for Route {
+    fn from(target: Result<Target, String>) -> Self {
+        match target {
+            Ok(target) => Self::Send(target),
+            Err(message) => Self::Refuse(message),
+        }
+    }
+}
+
+/// The latest [`Route`] of a webhook, shared by its actor (which writes it) and its
+/// attempts (which read it at send time).
+pub type RouteWatch = tokio::sync::watch::Receiver<Arc<Route>>;
+
+/// A route that never changes (test sends).
+pub fn fixed_route(route: Route) -> RouteWatch {
+    tokio::sync::watch::channel(Arc::new(route)).1
 }
 
 /// What one attempt saw. A receiver's error is an outcome here, not a Rust error.
@@ -138,22 +168,55 @@ impl Sender {
         self.slots.forget_idle();
     }
 
-    /// Makes one attempt of a delivery and reports what happened.
+    /// Makes one attempt of a delivery and reports what happened; `None` when the route
+    /// was withdrawn before the request went out (nothing was sent).
     pub async fn attempt(
+        &self,
+        route: &RouteWatch,
+        delivery_id: DeliveryId,
+        event_type: &str,
+        body: &str,
+    ) -> Option<AttemptReport> {
+        let host = match self.usable(&route.borrow(), delivery_id) {
+            Ok(target) => target.url.host_key(),
+            Err(report) => return report,
+        };
+        let _slot = self.slots.acquire(&host).await;
+        if let Some(limiter) = &self.limiter {
+            limiter.until_key_ready(&host).await;
+        }
+        // The route as it is now, after the waits: the settings of the moment of sending.
+        let route = route.borrow().clone();
+        let target = match self.usable(&route, delivery_id) {
+            Ok(target) => target,
+            Err(report) => return report,
+        };
+        Some(self.send(target, delivery_id, event_type, body).await)
+    }
+
+    /// The target to send to, or what to report instead.
+    fn usable<'r>(
+        &self,
+        route: &'r Route,
+        delivery_id: DeliveryId,
+    ) -> Result<&'r Target, Option<AttemptReport>> {
+        match route {
+            Route::Withdrawn => Err(None),
+            Route::Refuse(message) => Err(Some(AttemptReport::refused(delivery_id, message))),
+            Route::Send(target) => match target.url.check_host(&self.policy) {
+                Ok(()) => Ok(target),
+                Err(message) => Err(Some(AttemptReport::refused(delivery_id, &message))),
+            },
+        }
+    }
+
+    async fn send(
         &self,
         target: &Target,
         delivery_id: DeliveryId,
         event_type: &str,
         body: &str,
     ) -> AttemptReport {
-        if let Err(message) = target.url.check_host(&self.policy) {
-            return AttemptReport::refused(delivery_id, &message);
-        }
-        let host = target.url.host_key();
-        let _slot = self.slots.acquire(&host).await;
-        if let Some(limiter) = &self.limiter {
-            limiter.until_key_ready(&host).await;
-        }
         let mut report = AttemptReport::starting(delivery_id);
         report.started_at = now_ms();
         let started = Instant::now();
@@ -198,8 +261,10 @@ impl Sender {
         set("content-type", "application/json");
         set("x-webhook-event", event_type);
         set("x-webhook-delivery", &id);
-        let timestamp = now_ms() / 1000;
-        if let Some(signed) = signing::sign(&target.secrets, &id, timestamp, body.as_bytes()) {
+        let now = now_ms();
+        let timestamp = now / 1000;
+        let secrets = target.secrets.at(now);
+        if let Some(signed) = signing::sign(&secrets, &id, timestamp, body.as_bytes()) {
             set("x-webhook-signature", &signed.x_webhook_signature);
             set("webhook-id", &id);
             set("webhook-timestamp", &timestamp.to_string());

@@ -7,12 +7,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
 
+use super::client::{Route, fixed_route};
 use super::supervisor::{Supervisor, SupervisorMsg, release_all_claims};
 use super::{DeliveryContext, attempt_record, next_step, test_event_body};
 use crate::domain::time::now_ms;
 use crate::domain::{DeliveryId, EventId, EventType, WebhookId};
+use crate::store::StoreError;
 use crate::store::deliveries::{self, NewEvent};
 use crate::store::webhooks::Webhook;
+
+/// How long a webhook change waits for its actor to confirm it.
+const SYNC_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Handle to the running engine. Cheap to clone.
 #[derive(Clone)]
@@ -52,9 +57,20 @@ impl Engine {
         }
     }
 
-    /// The webhook changed in the store (created, updated, enabled, disabled).
-    pub fn sync(&self, webhook: WebhookId) {
-        let _ = self.supervisor.cast(SupervisorMsg::Sync(webhook));
+    /// The webhook changed in the store (created, updated, enabled, disabled): returns once
+    /// its actor sends every request not yet sent with the new settings (a removed secret
+    /// signs nothing from then on), or has been told to stop.
+    pub async fn sync(&self, webhook: WebhookId) {
+        let synced = self
+            .supervisor
+            .call(
+                |port| SupervisorMsg::Sync(webhook, Some(port)),
+                Some(SYNC_BOUND),
+            )
+            .await;
+        if let Err(error) = synced {
+            tracing::warn!(webhook_id = %webhook, %error, "the delivery engine did not confirm a webhook change");
+        }
     }
 
     /// The webhook was deleted: returns once nothing of it is in flight.
@@ -80,7 +96,8 @@ impl Engine {
     }
 
     /// Sends a `webhook.test` event to the webhook now (active or not) through the same
-    /// path as every delivery, records the one attempt, never retries it.
+    /// path as every delivery, records the one attempt, never retries it. The attempt runs
+    /// on its own task: a caller that goes away does not leave the delivery claimed.
     pub async fn send_test(&self, webhook: &Webhook) -> crate::store::Result<DeliveryId> {
         let now = now_ms();
         let event_id = EventId::new();
@@ -98,37 +115,32 @@ impl Engine {
             .store
             .write(move |c| deliveries::create_test_delivery(c, &hook, &event, lease_until))
             .await?;
-        let report = match self.ctx.target(webhook) {
-            Ok(target) => {
-                self.ctx
-                    .sender
-                    .attempt(
-                        &target,
-                        delivery.id,
-                        &delivery.event_type,
-                        &delivery.payload,
-                    )
-                    .await
-            }
-            Err(message) => super::client::AttemptReport::refused(delivery.id, &message),
-        };
-        let next = next_step(&report, &delivery, &webhook.retry_policy);
-        let record = attempt_record(&report, &delivery, webhook, next);
-        let outcome = if report.succeeded() {
-            "succeeded"
-        } else {
-            "failed"
-        };
-        self.ctx.telemetry.attempt_finished(
-            outcome,
-            std::time::Duration::from_millis(u64::from(report.duration_ms)),
-        );
-        let limit = self.ctx.auto_disable_after;
-        self.ctx
-            .store
-            .write(move |c| deliveries::record_attempt(c, &record, limit, now_ms()))
-            .await?;
-        Ok(delivery.id)
+        let (ctx, webhook) = (self.ctx.clone(), webhook.clone());
+        let attempt = tokio::spawn(async move {
+            let route = fixed_route(Route::from(ctx.target(&webhook)));
+            let report = ctx
+                .sender
+                .attempt(&route, delivery.id, &delivery.event_type, &delivery.payload)
+                .await
+                .expect("a fixed route is never withdrawn");
+            let next = next_step(&report, &delivery, &webhook.retry_policy);
+            let record = attempt_record(&report, &delivery, &webhook, next);
+            let outcome = if report.succeeded() {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            ctx.telemetry.attempt_finished(
+                outcome,
+                std::time::Duration::from_millis(u64::from(report.duration_ms)),
+            );
+            let limit = ctx.auto_disable_after;
+            ctx.store
+                .write(move |c| deliveries::record_attempt(c, &record, limit, now_ms()))
+                .await?;
+            Ok(delivery.id)
+        });
+        attempt.await.map_err(|_| StoreError::WriterClosed)?
     }
 
     /// Shutdown, in order: stop claiming, let attempts in flight finish (bounded by the

@@ -25,6 +25,9 @@ use crate::store::webhooks::Webhook;
 use crate::telemetry::Telemetry;
 use client::{AttemptReport, Sender, Target};
 
+/// Added to twice the delivery timeout to make a claim's lease.
+const LEASE_MARGIN_MS: Millis = 10_000;
+
 /// What every delivery actor shares: read-only settings and handles, no shared mutable state.
 #[derive(Clone)]
 pub struct DeliveryContext {
@@ -42,17 +45,19 @@ pub struct DeliveryContext {
 }
 
 impl DeliveryContext {
-    /// How long a claim is held before it counts as abandoned (informational: claims of a
-    /// dead process are released at start-up).
+    /// Until when a claim made at `now` is leased. An attempt lasts at most the timeout, so
+    /// twice that and a margin is ample; an actor renews the leases of claims it still
+    /// holds (waiting for a slot or its host's rate limit) when the supervisor's sweep finds
+    /// them past it, and a claim nobody holds is released then.
     pub fn lease_until(&self, now: Millis) -> Millis {
-        now + 2 * self.delivery_timeout.as_millis() as Millis + 60_000
+        now + 2 * self.delivery_timeout.as_millis() as Millis + LEASE_MARGIN_MS
     }
 
     /// The request target of a webhook as stored; an error if its URL no longer passes.
     pub fn target(&self, webhook: &Webhook) -> Result<Target, String> {
         Ok(Target {
             url: WebhookUrl::parse(&webhook.url, &self.network)?,
-            secrets: webhook.signing_secrets(now_ms()),
+            secrets: webhook.signing_secrets(),
             headers: webhook.headers.clone(),
         })
     }
@@ -91,6 +96,7 @@ pub fn attempt_record(
 ) -> AttemptRecord {
     AttemptRecord {
         delivery_id: delivery.id,
+        claim_token: delivery.claim_token,
         webhook_id: webhook.id,
         attempt: delivery.attempt_count + 1,
         started_at: report.started_at,

@@ -1,6 +1,15 @@
 //! The supervisor: starts one delivery actor per active webhook, keeps the set in step with
-//! the store as webhooks are created, changed, disabled and deleted, forwards wake-ups, and
-//! restarts an actor that fails.
+//! the store as webhooks are created, changed, disabled and deleted, forwards wake-ups,
+//! restarts an actor that fails, and sweeps claims past their lease.
+//!
+//! Every path ends in the state the store says, whatever the order of messages:
+//! - an actor that stops for any reason (drained, disabled itself, failed) is followed by
+//!   a fresh look at its webhook ([`SupervisorState::sync`]), which starts a new actor if
+//!   the webhook is active by then;
+//! - an actor told to drain is *retiring* until it stops; a webhook never has a new actor
+//!   while its retiring one still has attempts out (the new one starts when the old one
+//!   stops), so two actors never work one webhook;
+//! - deleting a webhook stops its actor and its retiring one, aborting their attempts.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,17 +20,24 @@ use super::DeliveryContext;
 use super::actor::{WebhookActor, WebhookMsg};
 use crate::domain::WebhookId;
 use crate::domain::time::now_ms;
-use crate::store::{deliveries, webhooks};
+use crate::store::deliveries::{self, ExpiredClaim};
+use crate::store::webhooks;
+
+/// How often claims past their lease are looked for.
+pub const LEASE_SWEEP: Duration = Duration::from_secs(2);
 
 /// Messages of the supervisor.
 pub enum SupervisorMsg {
     /// Bring this webhook's actor in line with the store: start it if the webhook is
-    /// active, hand it new settings, or pause it if the webhook is inactive or gone.
-    Sync(WebhookId),
+    /// active, hand it new settings, or drain it if the webhook is inactive or gone. The
+    /// reply (if any) comes once the actor uses the new settings.
+    Sync(WebhookId, Option<RpcReplyPort<()>>),
     /// Deliveries were queued for these webhooks.
     Wake(Vec<WebhookId>),
-    /// The webhook was deleted: stop its actor and its attempts, then reply.
+    /// The webhook was deleted: stop its actors and their attempts, then reply.
     Remove(WebhookId, RpcReplyPort<()>),
+    /// Look for claims past their lease and have them renewed or settled.
+    SweepLeases,
     /// Shutdown: every actor stops claiming and finishes what it has in flight, then reply.
     Drain(RpcReplyPort<()>),
     /// How many actors run (metrics).
@@ -35,8 +51,11 @@ pub struct Supervisor;
 
 pub struct SupervisorState {
     ctx: DeliveryContext,
+    /// The actor of each active webhook.
     actors: HashMap<WebhookId, ActorRef<WebhookMsg>>,
-    /// Which webhook each running actor serves, to read supervision events.
+    /// Actors told to drain, until they stop: their attempts in flight still finish.
+    retiring: HashMap<WebhookId, ActorRef<WebhookMsg>>,
+    /// Which webhook each actor (current or retiring) serves, to read supervision events.
     owners: HashMap<ActorId, WebhookId>,
     draining: bool,
 }
@@ -54,6 +73,7 @@ impl Actor for Supervisor {
         Ok(SupervisorState {
             ctx,
             actors: HashMap::new(),
+            retiring: HashMap::new(),
             owners: HashMap::new(),
             draining: false,
         })
@@ -69,6 +89,7 @@ impl Actor for Supervisor {
         for webhook in active {
             state.start(&me, webhook).await?;
         }
+        me.send_interval(LEASE_SWEEP, || SupervisorMsg::SweepLeases);
         Ok(())
     }
 
@@ -79,7 +100,7 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Sync(id) => state.sync(&me, id).await?,
+            SupervisorMsg::Sync(id, reply) => state.sync(&me, id, reply).await?,
             SupervisorMsg::Wake(ids) => {
                 for id in ids {
                     if let Some(actor) = state.actors.get(&id) {
@@ -88,18 +109,26 @@ impl Actor for Supervisor {
                 }
             }
             SupervisorMsg::Remove(id, reply) => {
-                if let Some(actor) = state.forget(id) {
+                let actors = [state.actors.remove(&id), state.retiring.remove(&id)];
+                for actor in actors.into_iter().flatten() {
+                    state.owners.remove(&actor.get_id());
                     let _ = actor
                         .stop_and_wait(Some("webhook deleted".into()), Some(Duration::from_secs(5)))
                         .await;
                 }
                 let _ = reply.send(());
             }
+            SupervisorMsg::SweepLeases => {
+                if let Err(error) = state.sweep_leases().await {
+                    tracing::warn!(%error, "could not look for claims past their lease; trying again");
+                }
+            }
             SupervisorMsg::Drain(reply) => {
                 state.draining = true;
                 let mut waits = tokio::task::JoinSet::new();
                 let bound = state.ctx.delivery_timeout + Duration::from_secs(5);
-                for (_, actor) in state.actors.drain() {
+                let actors = state.actors.drain().chain(state.retiring.drain());
+                for (_, actor) in actors {
                     waits.spawn(async move {
                         let _ = actor
                             .call(|port| WebhookMsg::Drain(Some(port)), Some(bound))
@@ -133,57 +162,72 @@ impl Actor for Supervisor {
         event: SupervisionEvent,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        match event {
-            SupervisionEvent::ActorFailed(cell, error) => {
-                let Some(id) = state.owners.remove(&cell.get_id()) else {
-                    return Ok(());
-                };
-                state.actors.remove(&id);
-                tracing::error!(webhook_id = %id, %error, "delivery actor failed; restarting it");
-                // Its send tasks were aborted with it; hand its claims back, then start afresh.
-                state
-                    .ctx
-                    .store
-                    .write(move |conn| deliveries::release_webhook_claims(conn, id))
-                    .await?;
-                state.sync(&me, id).await?;
-                state.ctx.telemetry.actor_restarted();
+        let (cell, failure) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, Some(error)),
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+            _ => return Ok(()),
+        };
+        let Some(id) = state.owners.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        for actors in [&mut state.actors, &mut state.retiring] {
+            if actors.get(&id).is_some_and(|a| a.get_id() == cell.get_id()) {
+                actors.remove(&id);
             }
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if let Some(id) = state.owners.remove(&cell.get_id()) {
-                    state.actors.remove(&id);
-                }
-            }
-            _ => {}
         }
-        Ok(())
+        if let Some(error) = failure {
+            tracing::error!(webhook_id = %id, %error, "delivery actor failed; restarting it");
+            // Its send tasks were aborted with it; hand its claims back, then start afresh.
+            // A claim of its that commits after this is released by the lease sweep.
+            state
+                .ctx
+                .store
+                .write(move |conn| deliveries::release_webhook_claims(conn, id))
+                .await?;
+            state.ctx.telemetry.actor_restarted();
+        }
+        // Whatever stopped it, the webhook may be active by now (re-enabled while its
+        // actor was stopping): look again.
+        state.sync(&me, id, None).await
     }
 }
 
 impl SupervisorState {
     /// Brings one webhook's actor in line with the store: start it if the webhook is
-    /// active, hand it new settings, or pause it (drain, then stop) if inactive or gone.
+    /// active, hand it new settings, or drain it if inactive or gone.
     async fn sync(
         &mut self,
         me: &ActorRef<SupervisorMsg>,
         id: WebhookId,
+        reply: Option<RpcReplyPort<()>>,
     ) -> Result<(), ActorProcessingErr> {
         if self.draining {
             return Ok(());
         }
-        match self
+        let webhook = self
             .ctx
             .store
             .read(move |conn| webhooks::find(conn, id))
-            .await?
-        {
-            Some(webhook) if webhook.is_active => match self.actors.get(&id) {
-                Some(actor) => actor.cast(WebhookMsg::Reconfigure(Box::new(webhook)))?,
-                None => self.start(me, webhook).await?,
-            },
+            .await?;
+        match webhook {
+            Some(webhook) if webhook.is_active => {
+                if let Some(actor) = self.actors.get(&id) {
+                    let message = WebhookMsg::Reconfigure(Box::new(webhook), reply);
+                    if actor.cast(message).is_err() {
+                        // It stopped already; its termination notice brings the next sync.
+                        self.forget(id);
+                    }
+                } else if !self.retiring.contains_key(&id) {
+                    self.start(me, webhook).await?;
+                }
+                // Else the retiring actor's stop brings another sync, which starts it.
+            }
             _ => {
-                if let Some(actor) = self.forget(id) {
-                    actor.cast(WebhookMsg::Drain(None))?;
+                if let Some(actor) = self.forget(id)
+                    && actor.cast(WebhookMsg::Drain(None)).is_ok()
+                {
+                    self.owners.insert(actor.get_id(), id);
+                    self.retiring.insert(id, actor);
                 }
             }
         }
@@ -212,6 +256,50 @@ impl SupervisorState {
         let actor = self.actors.remove(&id)?;
         self.owners.remove(&actor.get_id());
         Some(actor)
+    }
+
+    /// Claims past their lease go to the actor that owns their webhook (which renews the
+    /// ones it still works on and settles the rest); those of a webhook without an actor
+    /// are settled here.
+    async fn sweep_leases(&mut self) -> crate::store::Result<()> {
+        let now = now_ms();
+        let expired = self
+            .ctx
+            .store
+            .read(move |conn| deliveries::expired_claims(conn, now))
+            .await?;
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let mut by_webhook: HashMap<WebhookId, Vec<ExpiredClaim>> = HashMap::new();
+        for claim in expired {
+            by_webhook.entry(claim.webhook_id).or_default().push(claim);
+        }
+        let mut orphaned = Vec::new();
+        for (id, claims) in by_webhook {
+            let owner = self.actors.get(&id).or_else(|| self.retiring.get(&id));
+            match owner {
+                Some(actor) => {
+                    if let Err(ractor::MessagingErr::SendErr(WebhookMsg::Expired(claims))) =
+                        actor.cast(WebhookMsg::Expired(claims))
+                    {
+                        orphaned.extend(claims);
+                    }
+                }
+                None => orphaned.extend(claims),
+            }
+        }
+        if !orphaned.is_empty() {
+            tracing::warn!(
+                claims = orphaned.len(),
+                "releasing claims past their lease that no actor holds"
+            );
+            self.ctx
+                .store
+                .write(move |conn| deliveries::settle_lost_claims(conn, &orphaned, now_ms()))
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -76,12 +76,13 @@ async fn a_panicking_delivery_actor_is_restarted_and_its_deliveries_still_go_out
         headers: CustomHeaders::default(),
         is_active: true,
         retry_policy: RetryPolicy::default(),
+        ordering: Default::default(),
     };
     let webhook = store
         .write(move |c| webhooks::insert(c, &new))
         .await
         .unwrap();
-    engine.sync(webhook.id);
+    engine.sync(webhook.id).await;
     let emit = |survey_id: SurveyId| {
         let store = store.clone();
         let engine = engine.clone();

@@ -9,4 +9,6 @@ pub mod time;
 pub mod webhook;
 
 pub use ids::*;
-pub use webhook::{CustomHeaders, EventType, RetryPolicy, Secret, WebhookUrl};
+pub use webhook::{
+    CustomHeaders, DeliveryOrder, EventType, RetryPolicy, Secret, SigningSecrets, WebhookUrl,
+};

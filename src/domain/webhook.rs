@@ -143,6 +143,33 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A webhook's signing secrets as stored: the current one, and the one it replaced with the
+/// time that one stops signing. Which of them sign is decided per request, from the clock
+/// ([`SigningSecrets::at`]), so a server that runs for weeks stops the old one on time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SigningSecrets {
+    pub current: Option<Secret>,
+    /// The replaced secret and when it stops signing (Unix milliseconds).
+    pub previous: Option<(Secret, i64)>,
+}
+
+impl SigningSecrets {
+    /// The secrets that sign a request sent at `now` (Unix milliseconds): the current one
+    /// first, then the previous one until its overlap ends. None at all without a current
+    /// secret: removing the secret stops signing at once.
+    pub fn at(&self, now: i64) -> Vec<Secret> {
+        let Some(current) = &self.current else {
+            return Vec::new();
+        };
+        let previous = self
+            .previous
+            .as_ref()
+            .filter(|(_, until)| *until > now)
+            .map(|(secret, _)| secret.clone());
+        std::iter::once(current.clone()).chain(previous).collect()
+    }
+}
+
 /// The webhook's own request headers: valid names, none reserved, bounded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomHeaders(BTreeMap<String, String>);
@@ -299,6 +326,23 @@ mod tests {
     }
 
     #[test]
+    fn the_previous_secret_signs_until_its_overlap_ends_and_never_without_a_current_one() {
+        let new = Secret::from_stored("new-secret-0123456789".into());
+        let old = Secret::from_stored("old-secret-0123456789".into());
+        let rotated = SigningSecrets {
+            current: Some(new.clone()),
+            previous: Some((old.clone(), 1_000)),
+        };
+        assert_eq!(rotated.at(999), vec![new.clone(), old.clone()]);
+        assert_eq!(rotated.at(1_000), vec![new]);
+        let removed = SigningSecrets {
+            current: None,
+            previous: Some((old, 1_000)),
+        };
+        assert!(removed.at(0).is_empty());
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let secret = Secret::parse("a-very-secret-value-123").unwrap();
         assert_eq!(format!("{secret:?}"), "Secret(..)");
@@ -333,5 +377,31 @@ mod tests {
         assert_eq!(policy.delay_after_failure(2), Some(5));
         assert_eq!(policy.delay_after_failure(3), None);
         assert_eq!(policy.delay_after_failure(0), None);
+    }
+}
+
+/// How a webhook's deliveries go out (SPEC §3, §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeliveryOrder {
+    /// Up to `HOOKD_MAX_IN_FLIGHT` attempts at once; no order promised.
+    #[default]
+    Concurrent,
+    /// One attempt at a time, in the order the events were stored; a delivery waiting
+    /// for a retry holds back the ones behind it.
+    Fifo,
+}
+
+impl DeliveryOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Concurrent => "concurrent",
+            Self::Fifo => "fifo",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Concurrent, Self::Fifo]
+            .into_iter()
+            .find(|order| order.as_str() == text)
     }
 }

@@ -19,8 +19,8 @@ pub struct StatusArgs {
 
 pub fn run(args: &StatusArgs, data: &DataDir) -> anyhow::Result<()> {
     let conn = super::open_existing(data)?;
-    let rows = ops::queue_summary(&conn)?;
     let now = now_ms();
+    let rows = ops::queue_summary(&conn, now)?;
     if args.json {
         println!(
             "{}",
@@ -83,11 +83,12 @@ pub fn render(rows: &[WebhookSummary], now: Millis) -> String {
             ));
         }
     }
-    let totals = QueueView::new(rows, now).totals;
+    let queue = QueueView::new(rows, now);
+    let totals = queue.totals;
     let mut out = table.render();
     out.push_str(&format!(
-        "\ntotal: {} pending, {} delivering, {} succeeded, {} failed\n",
-        totals.pending, totals.delivering, totals.succeeded, totals.failed
+        "\ntotal: {} pending, {} delivering, {} succeeded, {} failed; {} claims past their lease\n",
+        totals.pending, totals.delivering, totals.succeeded, totals.failed, queue.expired_claims
     ));
     if !notes.is_empty() {
         out.push('\n');
@@ -121,6 +122,7 @@ mod tests {
             },
             oldest_pending_at: Some(1_000),
             next_attempt_at: Some(5_000),
+            expired_claims: 0,
         }
     }
 

@@ -1,9 +1,12 @@
 //! Events, deliveries and attempts: the durable queue the delivery engine works from.
 //!
 //! The life of a delivery in SQL: [`enqueue_event`] writes it `pending`; the webhook's
-//! actor [`claim_due`]s it (`delivering`, under a lease); [`record_attempt`] writes the
-//! attempt and moves it to `succeeded`, `failed` or back to `pending` with its next time.
-//! A claim left by a dead process is released at start-up ([`release_claims`]), so an
+//! actor [`claim_due`]s it (`delivering`, under a lease, with a claim token);
+//! [`record_attempt`] writes the attempt and moves it to `succeeded`, `failed` or back to
+//! `pending` with its next time — only while its claim still holds, so an outcome that
+//! comes late never lands on a newer claim. A claim left by a dead process is released at
+//! start-up ([`release_claims`]); one left behind while the server runs (an attempt that
+//! will never report) is found past its lease ([`expired_claims`]) and released, so an
 //! attempt in flight during a crash is made again.
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -11,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::Result;
 use super::webhooks::{self, Webhook};
 use crate::domain::time::Millis;
-use crate::domain::{DeliveryId, EventId, EventType, SurveyId, WebhookId};
+use crate::domain::{DeliveryId, DeliveryOrder, EventId, EventType, SurveyId, WebhookId};
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,15 +57,20 @@ pub struct NewEvent {
     pub created_at: Millis,
 }
 
-/// Stores an event and one `pending` delivery per active subscribed webhook. Call it in the
-/// transaction of the state change that causes the event. Returns the webhooks to wake.
+/// Stores an event and one `pending` delivery per subscribed webhook (active, or disabled
+/// by hookd: paused). Call it in the transaction of the state change that causes the
+/// event. Returns the active webhooks, whose actors are to be woken.
 pub fn enqueue_event(conn: &Connection, event: &NewEvent) -> Result<Vec<WebhookId>> {
     insert_event(conn, event)?;
-    let subscribers = webhooks::active_subscribers(conn, event.survey_id, event.event_type)?;
-    for webhook_id in &subscribers {
-        insert_delivery(conn, *webhook_id, event, false)?;
+    let mut wake = Vec::new();
+    for webhook in webhooks::subscribers(conn, event.survey_id, event.event_type)? {
+        let queued_at = (webhook.ordering == DeliveryOrder::Fifo).then_some(event.created_at);
+        insert_delivery(conn, webhook.id, event, false, queued_at)?;
+        if webhook.is_active {
+            wake.push(webhook.id);
+        }
     }
-    Ok(subscribers)
+    Ok(wake)
 }
 
 fn insert_event(conn: &Connection, event: &NewEvent) -> Result<()> {
@@ -73,17 +81,19 @@ fn insert_event(conn: &Connection, event: &NewEvent) -> Result<()> {
     Ok(())
 }
 
+/// Writes one delivery of `event`; `queued_at` is its place in a FIFO webhook's queue.
 pub(super) fn insert_delivery(
     conn: &Connection,
     webhook_id: WebhookId,
     event: &NewEvent,
     is_test: bool,
+    queued_at: Option<Millis>,
 ) -> Result<DeliveryId> {
     let id = DeliveryId::new();
     let status = if is_test { "delivering" } else { "pending" };
     conn.prepare_cached(
         "INSERT INTO deliveries (id, webhook_id, event_id, survey_id, event_type, status, is_test, \
-         next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+         next_attempt_at, created_at, queued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
     )?
     .execute(params![
         id,
@@ -93,7 +103,8 @@ pub(super) fn insert_delivery(
         event.event_type.as_str(),
         status,
         is_test,
-        event.created_at
+        event.created_at,
+        queued_at
     ])?;
     Ok(id)
 }
@@ -102,6 +113,8 @@ pub(super) fn insert_delivery(
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub id: DeliveryId,
+    /// Names this claim: its outcome is recorded only while the claim still holds.
+    pub claim_token: i64,
     pub event_type: String,
     pub payload: String,
     pub attempt_count: u32,
@@ -110,67 +123,210 @@ pub struct ClaimedDelivery {
     pub is_test: bool,
 }
 
-/// Claims up to `limit` due deliveries of a webhook, oldest due first.
+/// A claim as the store knows it: which delivery, under which token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Claim {
+    pub delivery_id: DeliveryId,
+    pub token: i64,
+}
+
+impl ClaimedDelivery {
+    pub fn claim(&self) -> Claim {
+        Claim {
+            delivery_id: self.id,
+            token: self.claim_token,
+        }
+    }
+}
+
+/// Claims up to `limit` due deliveries of an active webhook under a new claim token: the
+/// oldest due first, or for a FIFO webhook its queue head alone, and only while nothing
+/// else of it is claimed (a delivery waiting for a retry holds back the ones behind it).
 pub fn claim_due(
     conn: &Connection,
     webhook_id: WebhookId,
+    ordering: DeliveryOrder,
     now: Millis,
     lease_until: Millis,
     limit: u32,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let mut select = conn.prepare_cached(
-        "SELECT d.id, d.event_type, e.payload, d.attempt_count, d.schedule_base, d.is_test \
-         FROM deliveries d JOIN events e ON e.id = d.event_id \
-         WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2 \
-         AND e.payload IS NOT NULL ORDER BY d.next_attempt_at LIMIT ?3",
-    )?;
-    let claimed = select
-        .query_map(params![webhook_id, now, limit], |row| {
-            Ok(ClaimedDelivery {
-                id: row.get(0)?,
-                event_type: row.get(1)?,
-                payload: row.get(2)?,
-                attempt_count: row.get(3)?,
-                schedule_base: row.get(4)?,
-                is_test: row.get(5)?,
+    let active: Option<bool> = conn
+        .prepare_cached("SELECT is_active FROM webhooks WHERE id = ?1")?
+        .query_row([webhook_id], |row| row.get(0))
+        .optional()?;
+    if active != Some(true) || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let token: i64 = rand::random();
+    let read = |row: &rusqlite::Row<'_>| {
+        Ok(ClaimedDelivery {
+            id: row.get(0)?,
+            claim_token: token,
+            event_type: row.get(1)?,
+            payload: row.get(2)?,
+            attempt_count: row.get(3)?,
+            schedule_base: row.get(4)?,
+            is_test: row.get(5)?,
+        })
+    };
+    let claimed = match ordering {
+        DeliveryOrder::Concurrent => conn
+            .prepare_cached(
+                "SELECT d.id, d.event_type, e.payload, d.attempt_count, d.schedule_base, d.is_test \
+                 FROM deliveries d JOIN events e ON e.id = d.event_id \
+                 WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2 \
+                 ORDER BY d.next_attempt_at LIMIT ?3",
+            )?
+            .query_map(params![webhook_id, now, limit], read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        DeliveryOrder::Fifo => {
+            if claimed_count(conn, webhook_id)? > 0 {
+                return Ok(Vec::new());
+            }
+            conn.prepare_cached(
+                "SELECT d.id, d.event_type, e.payload, d.attempt_count, d.schedule_base, d.is_test, \
+                 d.next_attempt_at FROM deliveries d JOIN events e ON e.id = d.event_id \
+                 WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.queued_at IS NOT NULL \
+                 ORDER BY d.queued_at, d.rowid LIMIT 1",
+            )?
+            .query_row([webhook_id], |row| {
+                Ok((read(row)?, row.get::<_, Millis>(6)?))
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+            .optional()?
+            .filter(|(_, due)| *due <= now)
+            .map(|(head, _)| head)
+            .into_iter()
+            .collect()
+        }
+    };
     let mut mark = conn.prepare_cached(
-        "UPDATE deliveries SET status = 'delivering', lease_expires_at = ?2 WHERE id = ?1",
+        "UPDATE deliveries SET status = 'delivering', lease_expires_at = ?2, claim_token = ?3 \
+         WHERE id = ?1",
     )?;
     for delivery in &claimed {
-        mark.execute(params![delivery.id, lease_until])?;
+        mark.execute(params![delivery.id, lease_until, token])?;
     }
     Ok(claimed)
 }
 
-/// When the webhook's next pending delivery falls due, if it has one.
-pub fn next_due_at(conn: &Connection, webhook_id: WebhookId) -> Result<Option<Millis>> {
+/// How many deliveries of a webhook are claimed now.
+fn claimed_count(conn: &Connection, webhook_id: WebhookId) -> Result<u32> {
     Ok(conn
         .prepare_cached(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'",
+            "SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'delivering'",
         )?
         .query_row([webhook_id], |row| row.get(0))?)
 }
 
-/// Returns claimed deliveries to `pending` unchanged (a paused or stopping actor).
-pub fn release(conn: &Connection, ids: &[DeliveryId]) -> Result<()> {
+/// When the webhook's next claim can find something: its earliest pending delivery, or
+/// for a FIFO webhook its queue head's time.
+pub fn next_due_at(
+    conn: &Connection,
+    webhook_id: WebhookId,
+    ordering: DeliveryOrder,
+) -> Result<Option<Millis>> {
+    let sql = match ordering {
+        DeliveryOrder::Concurrent => {
+            "SELECT min(next_attempt_at) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'"
+        }
+        DeliveryOrder::Fifo => {
+            "SELECT next_attempt_at FROM deliveries WHERE webhook_id = ?1 AND status = 'pending' \
+             AND queued_at IS NOT NULL ORDER BY queued_at, rowid LIMIT 1"
+        }
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row([webhook_id], |row| row.get(0))
+        .optional()?
+        .flatten())
+}
+
+/// Returns claims to `pending` unchanged (a paused or stopping actor); a claim that no
+/// longer holds (recorded, released, claimed anew) is left alone.
+pub fn release(conn: &Connection, claims: &[Claim]) -> Result<()> {
     let mut stmt = conn.prepare_cached(
-        "UPDATE deliveries SET status = 'pending', lease_expires_at = NULL \
-         WHERE id = ?1 AND status = 'delivering'",
+        "UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, claim_token = NULL \
+         WHERE id = ?1 AND status = 'delivering' AND claim_token = ?2",
     )?;
-    for id in ids {
-        stmt.execute([id])?;
+    for claim in claims {
+        stmt.execute(params![claim.delivery_id, claim.token])?;
     }
     Ok(())
+}
+
+/// Extends claims that are still being worked on to `until`.
+pub fn extend_leases(conn: &Connection, claims: &[Claim], until: Millis) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET lease_expires_at = ?3 \
+         WHERE id = ?1 AND status = 'delivering' AND claim_token = ?2",
+    )?;
+    for claim in claims {
+        stmt.execute(params![claim.delivery_id, claim.token, until])?;
+    }
+    Ok(())
+}
+
+/// A claim past its lease, and whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiredClaim {
+    pub webhook_id: WebhookId,
+    pub claim: Claim,
+    pub is_test: bool,
+}
+
+/// The claims whose lease ran out before `now` (deliveries_claimed: no scan).
+pub fn expired_claims(conn: &Connection, now: Millis) -> Result<Vec<ExpiredClaim>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, claim_token, webhook_id, is_test FROM deliveries \
+         WHERE status = 'delivering' AND lease_expires_at < ?1 AND claim_token IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([now], |row| {
+        Ok(ExpiredClaim {
+            claim: Claim {
+                delivery_id: row.get(0)?,
+                token: row.get(1)?,
+            },
+            webhook_id: row.get(2)?,
+            is_test: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many claims are past their lease (operators' views).
+pub fn count_expired_claims(conn: &Connection, now: Millis) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM deliveries WHERE status = 'delivering' AND lease_expires_at < ?1",
+        )?
+        .query_row([now], |row| row.get(0))?)
+}
+
+/// Settles claims that nobody works on any more: a delivery goes back to `pending` to be
+/// attempted again; a test delivery (never retried) fails. A claim that no longer holds is
+/// left alone.
+pub fn settle_lost_claims(conn: &Connection, lost: &[ExpiredClaim], now: Millis) -> Result<()> {
+    let mut fail_test = conn.prepare_cached(
+        "UPDATE deliveries SET status = 'failed', completed_at = ?3, lease_expires_at = NULL, \
+         claim_token = NULL, last_error = 'interrupted before its outcome was recorded' \
+         WHERE id = ?1 AND status = 'delivering' AND claim_token = ?2",
+    )?;
+    let mut released = Vec::new();
+    for claim in lost {
+        if claim.is_test {
+            fail_test.execute(params![claim.claim.delivery_id, claim.claim.token, now])?;
+        } else {
+            released.push(claim.claim);
+        }
+    }
+    release(conn, &released)
 }
 
 /// Returns one webhook's claims to `pending` (its actor died with them).
 pub fn release_webhook_claims(conn: &Connection, webhook_id: WebhookId) -> Result<usize> {
     Ok(conn
         .prepare_cached(
-            "UPDATE deliveries SET status = 'pending', lease_expires_at = NULL \
+            "UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, claim_token = NULL \
              WHERE webhook_id = ?1 AND status = 'delivering' AND is_test = 0",
         )?
         .execute([webhook_id])?)
@@ -181,13 +337,47 @@ pub fn release_webhook_claims(conn: &Connection, webhook_id: WebhookId) -> Resul
 pub fn release_claims(conn: &Connection, now: Millis) -> Result<usize> {
     conn.execute(
         "UPDATE deliveries SET status = 'failed', completed_at = ?1, lease_expires_at = NULL, \
-         last_error = 'interrupted by a shutdown' WHERE status = 'delivering' AND is_test = 1",
+         claim_token = NULL, last_error = 'interrupted by a shutdown' \
+         WHERE status = 'delivering' AND is_test = 1",
         [now],
     )?;
     Ok(conn.execute(
-        "UPDATE deliveries SET status = 'pending', lease_expires_at = NULL WHERE status = 'delivering'",
+        "UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, claim_token = NULL \
+         WHERE status = 'delivering'",
         [],
     )?)
+}
+
+/// A webhook's ordering changed: a FIFO queue takes its pending deliveries in the order
+/// their events were stored; a concurrent webhook's leave the FIFO index.
+pub fn change_order(
+    conn: &Connection,
+    webhook_id: WebhookId,
+    ordering: DeliveryOrder,
+) -> Result<()> {
+    let sql = match ordering {
+        DeliveryOrder::Fifo => {
+            "UPDATE deliveries SET queued_at = created_at WHERE webhook_id = ?1 \
+             AND queued_at IS NULL AND (status = 'pending' OR status = 'delivering')"
+        }
+        DeliveryOrder::Concurrent => {
+            "UPDATE deliveries SET queued_at = NULL WHERE webhook_id = ?1 \
+             AND queued_at IS NOT NULL AND (status = 'pending' OR status = 'delivering')"
+        }
+    };
+    conn.prepare_cached(sql)?.execute([webhook_id])?;
+    Ok(())
+}
+
+/// A re-enabled webhook's pending deliveries: due now, oldest event first, each with a
+/// fresh retry schedule.
+pub fn resume_in_event_order(conn: &Connection, webhook_id: WebhookId) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = created_at, schedule_base = attempt_count \
+         WHERE webhook_id = ?1 AND status = 'pending'",
+    )?
+    .execute([webhook_id])?;
+    Ok(())
 }
 
 /// What happens to a delivery after an attempt.
@@ -207,6 +397,8 @@ pub enum NextStep {
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub delivery_id: DeliveryId,
+    /// The claim the attempt was made under.
+    pub claim_token: i64,
     pub webhook_id: WebhookId,
     /// 1-based number of this attempt.
     pub attempt: u32,
@@ -260,8 +452,9 @@ pub fn record_attempt(
     let updated = conn
         .prepare_cached(
             "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, \
-             completed_at = ?5, lease_expires_at = NULL, last_attempt_at = ?6, \
-             last_status_code = ?7, last_error = ?8 WHERE id = ?1 AND status = 'delivering'",
+             completed_at = ?5, lease_expires_at = NULL, claim_token = NULL, last_attempt_at = ?6, \
+             last_status_code = ?7, last_error = ?8 \
+             WHERE id = ?1 AND status = 'delivering' AND claim_token = ?9",
         )?
         .execute(params![
             rec.delivery_id,
@@ -271,10 +464,12 @@ pub fn record_attempt(
             completed_at,
             rec.started_at,
             rec.status_code,
-            rec.error
+            rec.error,
+            rec.claim_token
         ])?;
     if updated == 0 {
-        // Deleted with its webhook while in flight: nothing left to record against.
+        // Deleted with its webhook while in flight, or its claim was released past its
+        // lease (and perhaps claimed again): the claim this outcome belongs to is gone.
         return Ok(RecordEffect::default());
     }
     conn.prepare_cached(
@@ -335,11 +530,15 @@ pub fn create_test_delivery(
     lease_until: Millis,
 ) -> Result<ClaimedDelivery> {
     insert_event(conn, event)?;
-    let id = insert_delivery(conn, webhook.id, event, true)?;
-    conn.prepare_cached("UPDATE deliveries SET lease_expires_at = ?2 WHERE id = ?1")?
-        .execute(params![id, lease_until])?;
+    let id = insert_delivery(conn, webhook.id, event, true, None)?;
+    let token: i64 = rand::random();
+    conn.prepare_cached(
+        "UPDATE deliveries SET lease_expires_at = ?2, claim_token = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, lease_until, token])?;
     Ok(ClaimedDelivery {
         id,
+        claim_token: token,
         event_type: event.event_type.as_str().to_owned(),
         payload: event.payload.clone(),
         attempt_count: 0,

@@ -7,7 +7,7 @@ use super::deliveries::{DeliveryStatus, NewEvent, insert_delivery};
 use super::webhooks::Webhook;
 use super::{Result, StoreError};
 use crate::domain::time::Millis;
-use crate::domain::{DeliveryId, EventId, EventType, SurveyId, WebhookId};
+use crate::domain::{DeliveryId, DeliveryOrder, EventId, EventType, SurveyId, WebhookId};
 
 /// A delivery as the API and the operators see it.
 #[derive(Debug, Clone)]
@@ -140,6 +140,14 @@ pub fn attempts(conn: &Connection, delivery_id: DeliveryId) -> Result<Vec<Attemp
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Puts a finished delivery back in the queue, due now, with a fresh retry schedule; for a
+/// FIFO webhook at the back of its queue.
+const REOPEN: &str = "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, \
+    completed_at = NULL, schedule_base = attempt_count, \
+    queued_at = (SELECT CASE WHEN w.ordering = 'fifo' THEN ?2 END FROM webhooks w \
+                 WHERE w.id = deliveries.webhook_id) \
+    WHERE id = ?1";
+
 /// Sends a finished delivery again now, same id and body, with a fresh retry schedule.
 /// `delivery_in_progress` while it is pending or delivering.
 pub fn retry(conn: &Connection, id: DeliveryId, now: Millis) -> Result<Delivery> {
@@ -162,11 +170,7 @@ pub fn retry(conn: &Connection, id: DeliveryId, now: Millis) -> Result<Delivery>
             message: "the event's body was purged by retention".into(),
         });
     }
-    conn.prepare_cached(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, completed_at = NULL, \
-         schedule_base = attempt_count WHERE id = ?1",
-    )?
-    .execute(params![id, now])?;
+    conn.prepare_cached(REOPEN)?.execute(params![id, now])?;
     find(conn, id)?.ok_or(StoreError::NotFound)
 }
 
@@ -194,10 +198,8 @@ pub fn replay(conn: &Connection, webhook: &Webhook, since: Millis, now: Millis) 
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut reopen = conn.prepare_cached(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, completed_at = NULL, \
-         schedule_base = attempt_count WHERE id = ?1",
-    )?;
+    let mut reopen = conn.prepare_cached(REOPEN)?;
+    let queued_at = (webhook.ordering == DeliveryOrder::Fifo).then_some(now);
     let mut queued = 0;
     for (event_id, event_type, failed) in candidates {
         let Some(kind) = EventType::parse_subscribable(&event_type) else {
@@ -218,7 +220,7 @@ pub fn replay(conn: &Connection, webhook: &Webhook, since: Millis, now: Millis) 
                     payload: String::new(),
                     created_at: now,
                 };
-                insert_delivery(conn, webhook.id, &event, false)?;
+                insert_delivery(conn, webhook.id, &event, false, queued_at)?;
             }
         }
         queued += 1;

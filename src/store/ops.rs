@@ -66,11 +66,14 @@ pub struct WebhookSummary {
     pub oldest_pending_at: Option<Millis>,
     /// When the next pending delivery falls due (paused while the webhook is off).
     pub next_attempt_at: Option<Millis>,
+    /// Claims past their lease at the time asked (released by the engine's next sweep).
+    pub expired_claims: u64,
 }
 
 /// Every webhook with its deliveries counted by status, disabled webhooks first, then
-/// inactive, then active. One grouped query: the summary is read at every scrape.
-pub fn queue_summary(conn: &Connection) -> Result<Vec<WebhookSummary>> {
+/// inactive, then active; claims past their lease at `now`. One grouped query: the summary
+/// is read at every scrape.
+pub fn queue_summary(conn: &Connection, now: Millis) -> Result<Vec<WebhookSummary>> {
     let mut stmt = conn.prepare_cached(
         "SELECT w.id, w.survey_id, w.name, w.url, w.is_active, w.disabled_at, w.disabled_reason, \
          w.consecutive_failures, \
@@ -79,13 +82,14 @@ pub fn queue_summary(conn: &Connection) -> Result<Vec<WebhookSummary>> {
          count(CASE WHEN d.status = 'succeeded' THEN 1 END), \
          count(CASE WHEN d.status = 'failed' THEN 1 END), \
          min(CASE WHEN d.status IN ('pending', 'delivering') THEN d.created_at END), \
-         min(CASE WHEN d.status = 'pending' THEN d.next_attempt_at END) \
+         min(CASE WHEN d.status = 'pending' THEN d.next_attempt_at END), \
+         count(CASE WHEN d.status = 'delivering' AND d.lease_expires_at < ?1 THEN 1 END) \
          FROM webhooks w LEFT JOIN deliveries d ON d.webhook_id = w.id \
          GROUP BY w.id \
          ORDER BY CASE WHEN w.is_active THEN 2 WHEN w.disabled_at IS NOT NULL THEN 0 ELSE 1 END, \
          w.name, w.id",
     )?;
-    let rows = stmt.query_map([], |row| {
+    let rows = stmt.query_map([now], |row| {
         let is_active: bool = row.get(4)?;
         let disabled_at: Option<Millis> = row.get(5)?;
         let state = WebhookState::of(is_active, disabled_at);
@@ -106,6 +110,7 @@ pub fn queue_summary(conn: &Connection) -> Result<Vec<WebhookSummary>> {
             },
             oldest_pending_at: row.get(12)?,
             next_attempt_at: row.get(13)?,
+            expired_claims: count(row, 14)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -5,13 +5,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{Result, StoreError, from_json, to_json};
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::{
-    CustomHeaders, EventType, RetryPolicy, Secret, SurveyId, WebhookId, WebhookUrl,
+    CustomHeaders, DeliveryOrder, EventType, RetryPolicy, Secret, SigningSecrets, SurveyId,
+    WebhookId, WebhookUrl,
 };
 
 /// Most webhooks a survey may have.
 pub const MAX_PER_SURVEY: i64 = 10;
-/// How long a replaced secret keeps signing beside the new one.
-pub const SECRET_OVERLAP_MS: Millis = 24 * 60 * 60 * 1000;
 
 /// A webhook as stored.
 #[derive(Debug, Clone)]
@@ -31,19 +30,24 @@ pub struct Webhook {
     pub consecutive_failures: u32,
     pub disabled_at: Option<Millis>,
     pub disabled_reason: Option<String>,
+    pub ordering: DeliveryOrder,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
 impl Webhook {
-    /// The secrets that sign a request sent at `now`: the current one first.
-    pub fn signing_secrets(&self, now: Millis) -> Vec<Secret> {
-        let previous = self
-            .previous_secret
-            .as_ref()
-            .filter(|(_, until)| *until > now)
-            .map(|(secret, _)| secret.clone());
-        self.secret.iter().cloned().chain(previous).collect()
+    /// The secrets as stored; which of them sign is decided at send time.
+    pub fn signing_secrets(&self) -> SigningSecrets {
+        SigningSecrets {
+            current: self.secret.clone(),
+            previous: self.previous_secret.clone(),
+        }
+    }
+
+    /// Disabled by hookd itself (failures, 410), not switched off by an operator: such a
+    /// webhook keeps collecting deliveries, paused.
+    pub fn is_auto_disabled(&self) -> bool {
+        !self.is_active && self.disabled_reason.is_some()
     }
 }
 
@@ -58,6 +62,7 @@ pub struct NewWebhook {
     pub headers: CustomHeaders,
     pub is_active: bool,
     pub retry_policy: RetryPolicy,
+    pub ordering: DeliveryOrder,
 }
 
 /// A partial update; `None` leaves a field as it is. `secret: Some(None)` removes it.
@@ -70,13 +75,14 @@ pub struct WebhookPatch {
     pub headers: Option<CustomHeaders>,
     pub is_active: Option<bool>,
     pub retry_policy: Option<RetryPolicy>,
+    pub ordering: Option<DeliveryOrder>,
 }
 
 const COLUMNS: &str = "id, survey_id, name, url, events, secret, previous_secret, \
     previous_secret_expires_at, headers, is_active, retry_policy, consecutive_failures, \
-    disabled_at, disabled_reason, created_at, updated_at";
+    disabled_at, disabled_reason, created_at, updated_at, ordering";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<(Webhook, [String; 3])> {
+fn from_row(row: &Row<'_>) -> rusqlite::Result<(Webhook, [String; 4])> {
     let previous: Option<String> = row.get(6)?;
     let previous_until: Option<Millis> = row.get(7)?;
     Ok((
@@ -96,15 +102,20 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<(Webhook, [String; 3])> {
             consecutive_failures: row.get(11)?,
             disabled_at: row.get(12)?,
             disabled_reason: row.get(13)?,
+            ordering: DeliveryOrder::default(),
             created_at: row.get(14)?,
             updated_at: row.get(15)?,
         },
-        [row.get(4)?, row.get(8)?, row.get(10)?],
+        [row.get(4)?, row.get(8)?, row.get(10)?, row.get(16)?],
     ))
 }
 
 /// Finishes a row: decodes its JSON columns.
-fn decode((mut hook, [events, headers, policy]): (Webhook, [String; 3])) -> Result<Webhook> {
+fn decode(
+    (mut hook, [events, headers, policy, ordering]): (Webhook, [String; 4]),
+) -> Result<Webhook> {
+    hook.ordering = DeliveryOrder::parse(&ordering)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown ordering `{ordering}`")))?;
     let names: Vec<String> = from_json(&events)?;
     hook.events = names.iter().filter_map(|n| EventType::parse(n)).collect();
     hook.headers = CustomHeaders::from_stored(from_json(&headers)?);
@@ -141,7 +152,8 @@ pub fn insert(conn: &Connection, new: &NewWebhook) -> Result<Webhook> {
     let now = now_ms();
     conn.prepare_cached(
         "INSERT INTO webhooks (id, survey_id, name, url, events, secret, headers, is_active, \
-         retry_policy, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+         retry_policy, created_at, updated_at, ordering) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
     )?
     .execute(params![
         id,
@@ -154,6 +166,7 @@ pub fn insert(conn: &Connection, new: &NewWebhook) -> Result<Webhook> {
         new.is_active,
         to_json(new.retry_policy.delays()),
         now,
+        new.ordering.as_str(),
     ])?;
     get(conn, new.survey_id, id)
 }
@@ -200,15 +213,25 @@ pub fn list_active(conn: &Connection) -> Result<Vec<Webhook>> {
     query(conn, "WHERE is_active = 1 ORDER BY id", [])
 }
 
-/// Applies a patch. Returns the webhook after the change and whether it went from inactive
-/// to active (its paused deliveries resume). A changed secret keeps the old one signing for
-/// [`SECRET_OVERLAP_MS`].
+/// What a patch did beside changing the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateEffect {
+    /// It went from inactive to active: its paused deliveries resume.
+    pub resumed: bool,
+}
+
+/// Applies a patch. A changed secret keeps the old one signing for `secret_overlap`
+/// milliseconds; a removed secret (`null`) leaves no secret at all. Setting the webhook
+/// inactive is an operator's switch-off: it clears a reason hookd had disabled it for, so
+/// it collects no more deliveries. Re-enabling resumes its pending deliveries in the order
+/// their events were stored, with a fresh retry schedule.
 pub fn update(
     conn: &Connection,
     survey_id: SurveyId,
     id: WebhookId,
     patch: &WebhookPatch,
-) -> Result<(Webhook, bool)> {
+    secret_overlap: Millis,
+) -> Result<(Webhook, UpdateEffect)> {
     let before = get(conn, survey_id, id)?;
     let now = now_ms();
     let name = patch.name.clone().unwrap_or_else(|| before.name.clone());
@@ -228,12 +251,15 @@ pub fn update(
         .retry_policy
         .clone()
         .unwrap_or_else(|| before.retry_policy.clone());
+    let ordering = patch.ordering.unwrap_or(before.ordering);
     let (secret, previous) = match &patch.secret {
+        Some(None) => (None, None),
         Some(new) if *new != before.secret => {
             let previous = before
                 .secret
                 .clone()
-                .map(|old| (old, now + SECRET_OVERLAP_MS));
+                .filter(|_| secret_overlap > 0)
+                .map(|old| (old, now + secret_overlap));
             (new.clone(), previous)
         }
         _ => (before.secret.clone(), before.previous_secret.clone()),
@@ -241,15 +267,14 @@ pub fn update(
     let is_active = patch.is_active.unwrap_or(before.is_active);
     let resumed = is_active && !before.is_active;
     let (disabled_at, disabled_reason, failures) = if is_active {
-        (
-            None,
-            None,
-            if resumed {
-                0
-            } else {
-                before.consecutive_failures
-            },
-        )
+        let failures = if resumed {
+            0
+        } else {
+            before.consecutive_failures
+        };
+        (None, None, failures)
+    } else if patch.is_active == Some(false) {
+        (None, None, before.consecutive_failures)
     } else {
         (
             before.disabled_at,
@@ -260,8 +285,8 @@ pub fn update(
     conn.prepare_cached(
         "UPDATE webhooks SET name = ?2, url = ?3, events = ?4, secret = ?5, previous_secret = ?6, \
          previous_secret_expires_at = ?7, headers = ?8, is_active = ?9, retry_policy = ?10, \
-         consecutive_failures = ?11, disabled_at = ?12, disabled_reason = ?13, updated_at = ?14 \
-         WHERE id = ?1",
+         consecutive_failures = ?11, disabled_at = ?12, disabled_reason = ?13, updated_at = ?14, \
+         ordering = ?15 WHERE id = ?1",
     )?
     .execute(params![
         id,
@@ -278,18 +303,26 @@ pub fn update(
         disabled_at,
         disabled_reason,
         now,
+        ordering.as_str(),
     ])?;
-    Ok((get(conn, survey_id, id)?, resumed))
+    if ordering != before.ordering {
+        super::deliveries::change_order(conn, id, ordering)?;
+    }
+    if resumed {
+        super::deliveries::resume_in_event_order(conn, id)?;
+    }
+    Ok((get(conn, survey_id, id)?, UpdateEffect { resumed }))
 }
 
 /// Re-enables a webhook by id (operators); `NotFound` if it does not exist.
-pub fn enable(conn: &Connection, id: WebhookId) -> Result<(Webhook, bool)> {
+pub fn enable(conn: &Connection, id: WebhookId) -> Result<(Webhook, UpdateEffect)> {
     let hook = find(conn, id)?.ok_or(StoreError::NotFound)?;
     let patch = WebhookPatch {
         is_active: Some(true),
         ..WebhookPatch::default()
     };
-    update(conn, hook.survey_id, id, &patch)
+    // No secret changes here, so the overlap does not matter.
+    update(conn, hook.survey_id, id, &patch, 0)
 }
 
 /// Deletes a webhook with its deliveries and attempts (cascade).
@@ -315,20 +348,44 @@ pub fn disable(conn: &Connection, id: WebhookId, reason: &str, now: Millis) -> R
     Ok(changed > 0)
 }
 
-/// The active webhooks of a survey subscribed to `event_type`.
-pub fn active_subscribers(
+/// A webhook that an event is owed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscriber {
+    pub id: WebhookId,
+    pub ordering: DeliveryOrder,
+    /// Active: its actor is woken. Disabled by hookd: the delivery waits, paused.
+    pub is_active: bool,
+}
+
+/// The webhooks of a survey that get a delivery for `event_type`: the active ones and the
+/// ones hookd disabled by itself (which collect paused deliveries until re-enabled), not
+/// the ones an operator switched off.
+pub fn subscribers(
     conn: &Connection,
     survey_id: SurveyId,
     event_type: EventType,
-) -> Result<Vec<WebhookId>> {
+) -> Result<Vec<Subscriber>> {
     // `events` is a JSON array of names; a quoted name is unique in it. instr(), not LIKE:
     // a LIKE on a bound parameter makes SQLite re-prepare the statement on every call.
     let pattern = format!("\"{}\"", event_type.as_str());
     let mut stmt = conn.prepare_cached(
-        "SELECT id FROM webhooks WHERE survey_id = ?1 AND is_active = 1 AND instr(events, ?2) > 0 ORDER BY id",
+        "SELECT id, ordering, is_active FROM webhooks WHERE survey_id = ?1 \
+         AND (is_active = 1 OR disabled_reason IS NOT NULL) AND instr(events, ?2) > 0 ORDER BY id",
     )?;
-    let ids = stmt.query_map(params![survey_id, pattern], |row| row.get(0))?;
-    Ok(ids.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map(params![survey_id, pattern], |row| {
+        Ok((row.get(0)?, row.get::<_, String>(1)?, row.get(2)?))
+    })?;
+    rows.map(|row| {
+        let (id, ordering, is_active) = row?;
+        let ordering = DeliveryOrder::parse(&ordering)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown ordering `{ordering}`")))?;
+        Ok(Subscriber {
+            id,
+            ordering,
+            is_active,
+        })
+    })
+    .collect()
 }
 
 /// Whether a survey has this webhook (for routes nested under a survey).

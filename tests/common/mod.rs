@@ -16,7 +16,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use receiver::{Receiver, Reply};
+pub use receiver::{Gate, Receiver, Reply};
 
 /// The admin key every test server accepts.
 pub const KEY: &str = "test-admin-key-0123456789";
@@ -59,6 +59,10 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server with these settings (the listener is always port 0).
 pub async fn spawn_app_with(args: ServeArgs, dir: Option<TempDir>) -> TestApp {
+    // `HOOKD_TEST_LOG=1 RUST_LOG=hookd=debug cargo test ...` shows the servers' logs.
+    if std::env::var("HOOKD_TEST_LOG").is_ok() {
+        hookd::telemetry::init_logging(hookd::config::LogFormat::Text);
+    }
     let config = args.into_config().expect("test settings are valid");
     let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -33,6 +33,32 @@ impl Recorded {
     }
 }
 
+/// Holds the requests answered with [`Reply::held`] until the test opens it: a race is
+/// made deterministic by keeping one side waiting until the other has moved.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    /// Lets every held request (and every later one) through.
+    pub fn open(&self) {
+        self.0.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
+
+    async fn pass(&self) {
+        let _ = self.0.acquire().await;
+    }
+}
+
 /// How to answer one request.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -40,6 +66,7 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub delay: Duration,
+    pub gate: Option<Gate>,
 }
 
 impl Reply {
@@ -49,6 +76,7 @@ impl Reply {
             headers: Vec::new(),
             body: String::new(),
             delay: Duration::ZERO,
+            gate: None,
         }
     }
 
@@ -68,6 +96,12 @@ impl Reply {
 
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Answers only once `gate` is open.
+    pub fn held(mut self, gate: &Gate) -> Self {
+        self.gate = Some(gate.clone());
         self
     }
 }
@@ -171,6 +205,9 @@ async fn record(
         (shared.script.lock().unwrap())(&recorded, n)
     };
     let _answering = Answering::start(&shared.concurrency);
+    if let Some(gate) = &reply.gate {
+        gate.pass().await;
+    }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
