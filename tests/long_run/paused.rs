@@ -14,31 +14,40 @@ async fn a_webhook_disabled_by_hookd_collects_paused_deliveries_and_re_enabling_
     let mut args = test_args(dir.path());
     args.max_in_flight = Some(1);
     let app = spawn_app_with(args, Some(dir)).await;
-    let receiver = Receiver::scripted(|_, n| {
-        if n == 0 {
-            Reply::status(410)
-        } else {
-            Reply::ok()
-        }
+    // The oldest delivery fails and waits 30 s for its retry; the next one's 410 disables
+    // the webhook. Re-enabled, it must not keep the oldest one waiting behind the others.
+    let receiver = Receiver::scripted(|_, n| match n {
+        0 => Reply::status(500),
+        1 => Reply::status(410),
+        _ => Reply::ok(),
     })
     .await;
     let survey = app.create_survey().await;
     let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
+        .create_webhook(
+            &survey,
+            &receiver.url("/hook"),
+            json!({"retryPolicy": [30]}),
+        )
         .await;
     let path = format!("/api/surveys/{survey}/webhooks/{webhook}");
     app.complete_response(&survey, 1).await;
+    wait_until("the first attempt failed", WAIT, || async {
+        receiver.count() == 1
+    })
+    .await;
+    app.complete_response(&survey, 2).await;
     wait_until("the 410 disabled the webhook", WAIT, || async {
         app.get(&path).await.1["isActive"] == false
     })
     .await;
-    for stars in 2..=5 {
+    for stars in 3..=5 {
         app.complete_response(&survey, stars).await;
     }
     let deliveries = app.deliveries(&survey, &webhook).await;
     assert_eq!(deliveries.len(), 5, "every new event got a delivery");
     assert!(deliveries.iter().all(|d| d["status"] == "pending"));
-    assert_eq!(receiver.count(), 1, "paused: nothing was sent");
+    assert_eq!(receiver.count(), 2, "paused: nothing more was sent");
 
     let (status, _) = app.patch(&path, json!({"isActive": true})).await;
     assert_eq!(status, StatusCode::OK);
@@ -51,7 +60,7 @@ async fn a_webhook_disabled_by_hookd_collects_paused_deliveries_and_re_enabling_
         .rev()
         .map(|d| d["id"].as_str().unwrap().to_owned())
         .collect();
-    let sent: Vec<String> = receiver.requests()[1..]
+    let sent: Vec<String> = receiver.requests()[2..]
         .iter()
         .map(|r| r.header("x-webhook-delivery").unwrap())
         .collect();
