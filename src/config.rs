@@ -10,6 +10,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::domain::ssrf::{HostRule, NetworkPolicy};
+use crate::domain::{Secret, WebhookUrl};
 
 /// The settings of `hookd serve`, as given (flags and environment). Every field is optional
 /// so that a `--config` file can fill what the command line leaves out.
@@ -60,6 +61,13 @@ pub struct ServeArgs {
     /// [default: 86400].
     #[arg(long, env = "HOOKD_SECRET_OVERLAP_SECONDS")]
     pub secret_overlap_seconds: Option<u64>,
+    /// Where operational events (webhook.disabled, webhook.enabled) are sent, through the
+    /// same rules as webhooks (SSRF, allow-lists) [default: unset].
+    #[arg(long, env = "HOOKD_OPS_WEBHOOK_URL")]
+    pub ops_webhook_url: Option<String>,
+    /// The secret operational events are signed with (16 to 500 characters).
+    #[arg(long, env = "HOOKD_OPS_WEBHOOK_SECRET", hide_env_values = true)]
+    pub ops_webhook_secret: Option<String>,
     /// Log format: `text` for people, `json` for collectors [default: text].
     #[arg(long, env = "HOOKD_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -87,6 +95,8 @@ pub struct Config {
     pub max_in_flight: NonZeroU32,
     /// How long a replaced secret keeps signing beside the new one.
     pub secret_overlap: Duration,
+    /// The operations channel: where operational events go, and their signing secret.
+    pub ops_webhook: Option<(WebhookUrl, Option<Secret>)>,
     pub log_format: LogFormat,
     /// `HOOKD_PUBLIC_URL`: where patients reach the server (no trailing slash); invitation
     /// links are `{base}/r/{token}`. `None`: the address the server is bound to.
@@ -137,6 +147,8 @@ impl ServeArgs {
             retention_days: self.retention_days.or(file.retention_days),
             max_in_flight: self.max_in_flight.or(file.max_in_flight),
             secret_overlap_seconds: self.secret_overlap_seconds.or(file.secret_overlap_seconds),
+            ops_webhook_url: self.ops_webhook_url.or(file.ops_webhook_url),
+            ops_webhook_secret: self.ops_webhook_secret.or(file.ops_webhook_secret),
             log_format: self.log_format.or(file.log_format),
             public_url: self.public_url.or(file.public_url),
         })
@@ -194,23 +206,45 @@ impl ServeArgs {
         if args.api_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(bad("HOOKD_API_KEY", "must be at least 16 characters"));
         }
+        let network = NetworkPolicy {
+            allow_http: args.allow_http.unwrap_or(false),
+            allow_networks,
+            allow_hosts,
+        };
+        let ops_secret = args
+            .ops_webhook_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| Secret::parse(s).map_err(|e| bad("HOOKD_OPS_WEBHOOK_SECRET", e)))
+            .transpose()?;
+        let ops_webhook = match args.ops_webhook_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let url = WebhookUrl::parse(url, &network)
+                    .map_err(|e| bad("HOOKD_OPS_WEBHOOK_URL", e))?;
+                Some((url, ops_secret))
+            }
+            None if ops_secret.is_some() => {
+                return Err(bad(
+                    "HOOKD_OPS_WEBHOOK_SECRET",
+                    "is set without HOOKD_OPS_WEBHOOK_URL",
+                ));
+            }
+            None => None,
+        };
         Ok(Config {
             listen,
             data_dir: args
                 .data_dir
                 .unwrap_or_else(|| Path::new("hookd-data").to_owned()),
             api_key: args.api_key.filter(|k| !k.is_empty()),
-            network: NetworkPolicy {
-                allow_http: args.allow_http.unwrap_or(false),
-                allow_networks,
-                allow_hosts,
-            },
+            network,
             delivery_timeout: Duration::from_millis(timeout_ms),
             host_rate_limit: NonZeroU32::new(args.host_rate_limit.unwrap_or(100)),
             auto_disable_after: args.auto_disable_after.unwrap_or(10),
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             max_in_flight,
             secret_overlap: Duration::from_secs(secret_overlap_seconds),
+            ops_webhook,
             log_format,
             public_url,
         })

@@ -59,7 +59,7 @@ use crate::delivery::DeliveryContext;
 use crate::delivery::client::Sender;
 use crate::delivery::engine::Engine;
 use crate::domain::time::now_ms;
-use crate::store::{Store, control, keys};
+use crate::store::{Store, control, keys, notices};
 use crate::telemetry::Telemetry;
 
 /// How often the server looks for changes made by the command line.
@@ -76,6 +76,16 @@ pub async fn run(
     let _lock = lock_data_dir(&config)?;
     let store = Store::open(&config.data_dir).context("opening the database")?;
     ensure_admin_key(&store, &config).await?;
+    let ops_webhook = config.ops_webhook.clone();
+    store
+        .write(move |c| {
+            let endpoint = ops_webhook
+                .as_ref()
+                .map(|(url, secret)| (url, secret.as_ref()));
+            notices::configure(c, endpoint, now_ms())
+        })
+        .await
+        .context("configuring the operations webhook")?;
     let telemetry = Telemetry::new();
     let sender = Sender::new(
         config.network.clone(),

@@ -6,7 +6,7 @@ use hookd::cli::{Cli, Command};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         command => {
             hookd::telemetry::init_logging(hookd::config::LogFormat::Text);
             hookd::cli::run_command(command)

@@ -323,11 +323,12 @@ async fn update_webhook(
     let detail = json!({ "fields": changed });
     let actor = caller.0.clone();
     let overlap = app.config.secret_overlap_ms();
-    let (webhook, resumed) = app
+    let (webhook, resumed, notify) = app
         .store
         .write(move |c| {
             let (webhook, effect) = webhooks::update(c, survey_id, id, &patch, overlap)?;
             let resumed = effect.resumed;
+            let notify = webhooks::notify_enabled(c, &webhook, effect, "api")?;
             let action = if resumed {
                 "webhook.enabled"
             } else {
@@ -341,13 +342,14 @@ async fn update_webhook(
                 detail: detail.clone(),
             };
             audit::record(c, &entry, webhook.updated_at)?;
-            Ok((webhook, resumed))
+            Ok((webhook, resumed, notify))
         })
         .await?;
     if resumed {
         tracing::info!(webhook_id = %id, "webhook re-enabled; resuming its deliveries");
     }
     app.engine.sync(id).await;
+    app.engine.wake(notify.into_iter().collect());
     Ok(Json(WebhookView::from(&webhook)))
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::client::{AttemptReport, Route};
+use super::supervisor::SupervisorMsg;
 use super::{DeliveryContext, attempt_record, next_step};
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::{DeliveryId, DeliveryOrder};
@@ -78,6 +79,8 @@ type Timer = JoinHandle<Result<(), ractor::MessagingErr<WebhookMsg>>>;
 pub struct WebhookState {
     ctx: DeliveryContext,
     webhook: Webhook,
+    /// To wake the operations channel when a record of this actor queued a notice.
+    supervisor: ActorRef<SupervisorMsg>,
     /// What its attempts read when they send (see the module documentation).
     route: watch::Sender<Arc<Route>>,
     in_flight: InFlight,
@@ -122,17 +125,18 @@ impl Drop for InFlight {
 impl Actor for WebhookActor {
     type Msg = WebhookMsg;
     type State = WebhookState;
-    type Arguments = (DeliveryContext, Webhook);
+    type Arguments = (DeliveryContext, Webhook, ActorRef<SupervisorMsg>);
 
     async fn pre_start(
         &self,
         _me: ActorRef<WebhookMsg>,
-        (ctx, webhook): Self::Arguments,
+        (ctx, webhook, supervisor): Self::Arguments,
     ) -> Result<WebhookState, ActorProcessingErr> {
         let (route, _) = watch::channel(Arc::new(Route::from(ctx.target(&webhook))));
         Ok(WebhookState {
             ctx,
             webhook,
+            supervisor,
             route,
             in_flight: InFlight::default(),
             queued: VecDeque::new(),
@@ -439,7 +443,7 @@ impl WebhookState {
             self.release(me, vec![delivery.claim()]);
             return;
         };
-        let next = next_step(&report, &delivery, &self.webhook.retry_policy);
+        let next = next_step(&report, &delivery, &self.webhook);
         let outcome = match &next {
             NextStep::Succeeded => "succeeded",
             NextStep::RetryAt(at) => {
@@ -536,6 +540,9 @@ impl WebhookState {
         }
         match result {
             Ok(recorded) => {
+                if let Some(channel) = recorded.effect.notify {
+                    let _ = self.supervisor.cast(SupervisorMsg::Wake(vec![channel]));
+                }
                 if recorded.effect.webhook_disabled {
                     tracing::warn!(webhook_id = %self.webhook.id, "webhook disabled; its pending deliveries are paused until it is re-enabled");
                     self.stop_claiming(me);

@@ -123,7 +123,7 @@ impl Engine {
                 .attempt(&route, delivery.id, &delivery.event_type, &delivery.payload)
                 .await
                 .expect("a fixed route is never withdrawn");
-            let next = next_step(&report, &delivery, &webhook.retry_policy);
+            let next = next_step(&report, &delivery, &webhook);
             let record = attempt_record(&report, &delivery, &webhook, next);
             let outcome = if report.succeeded() {
                 "succeeded"

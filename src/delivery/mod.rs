@@ -18,7 +18,7 @@ use std::time::Duration;
 use rand::RngExt;
 
 use crate::domain::time::{Millis, now_ms};
-use crate::domain::{EventType, RetryPolicy, WebhookUrl};
+use crate::domain::{EventType, WebhookId, WebhookUrl};
 use crate::store::Store;
 use crate::store::deliveries::{AttemptRecord, ClaimedDelivery, NextStep};
 use crate::store::webhooks::Webhook;
@@ -64,16 +64,19 @@ impl DeliveryContext {
 }
 
 /// Decides what follows an attempt: success, a retry at a time, failure, or (410) disabling
-/// the webhook. Test deliveries are never retried.
+/// the webhook — except the operations channel, which is never disabled (a 410 from it is
+/// a failure like any other). Test deliveries are never retried.
 pub fn next_step(
     report: &AttemptReport,
     delivery: &ClaimedDelivery,
-    policy: &RetryPolicy,
+    webhook: &Webhook,
 ) -> NextStep {
+    let policy = &webhook.retry_policy;
     if report.succeeded() {
         return NextStep::Succeeded;
     }
-    if report.status_code == Some(410) && !delivery.is_test {
+    let may_disable = webhook.id != WebhookId::OPERATIONS;
+    if report.status_code == Some(410) && !delivery.is_test && may_disable {
         return NextStep::DisableWebhook("receiver answered 410 Gone".into());
     }
     if delivery.is_test {

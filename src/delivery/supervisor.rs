@@ -100,7 +100,7 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Sync(id, reply) => state.sync(&me, id, reply).await?,
+            SupervisorMsg::Sync(id, reply) => state.sync_or_retry(&me, id, reply).await,
             SupervisorMsg::Wake(ids) => {
                 for id in ids {
                     if let Some(actor) = state.actors.get(&id) {
@@ -178,21 +178,43 @@ impl Actor for Supervisor {
         if let Some(error) = failure {
             tracing::error!(webhook_id = %id, %error, "delivery actor failed; restarting it");
             // Its send tasks were aborted with it; hand its claims back, then start afresh.
-            // A claim of its that commits after this is released by the lease sweep.
-            state
+            // A claim of its that this misses (one that commits later, or all of them if
+            // the store cannot be written now) is released by the lease sweep.
+            let released = state
                 .ctx
                 .store
                 .write(move |conn| deliveries::release_webhook_claims(conn, id))
-                .await?;
+                .await;
+            if let Err(error) = released {
+                tracing::warn!(webhook_id = %id, %error, "could not release a failed actor's claims; their leases will");
+            }
             state.ctx.telemetry.actor_restarted();
         }
         // Whatever stopped it, the webhook may be active by now (re-enabled while its
         // actor was stopping): look again.
-        state.sync(&me, id, None).await
+        state.sync_or_retry(&me, id, None).await;
+        Ok(())
     }
 }
 
+/// How long to wait before looking at a webhook again when the store could not be read.
+const SYNC_RETRY: Duration = Duration::from_secs(1);
+
 impl SupervisorState {
+    /// [`Self::sync`], and if the store cannot tell now, again shortly: a storage fault
+    /// must not leave an active webhook without its actor, nor stop the supervisor.
+    async fn sync_or_retry(
+        &mut self,
+        me: &ActorRef<SupervisorMsg>,
+        id: WebhookId,
+        reply: Option<RpcReplyPort<()>>,
+    ) {
+        if let Err(error) = self.sync(me, id, reply).await {
+            tracing::warn!(webhook_id = %id, %error, "could not bring a webhook's actor in line; trying again");
+            me.send_after(SYNC_RETRY, move || SupervisorMsg::Sync(id, None));
+        }
+    }
+
     /// Brings one webhook's actor in line with the store: start it if the webhook is
     /// active, hand it new settings, or drain it if inactive or gone.
     async fn sync(
@@ -243,7 +265,7 @@ impl SupervisorState {
         let (actor, _) = Actor::spawn_linked(
             None,
             WebhookActor,
-            (self.ctx.clone(), webhook),
+            (self.ctx.clone(), webhook, me.clone()),
             me.get_cell(),
         )
         .await?;

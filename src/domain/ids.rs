@@ -91,3 +91,19 @@ typed_id! {
     /// A stored API key.
     KeyId;
 }
+
+/// The operations channel (SPEC §8): hookd's own notices (`webhook.disabled`,
+/// `webhook.enabled`) go out through the same delivery queue as survey events, to a webhook
+/// row with this id under a reserved survey of the same id. Neither is ever listed or
+/// reachable through the API.
+pub const OPERATIONS: Uuid = Uuid::nil();
+
+impl SurveyId {
+    /// The reserved survey of the operations channel.
+    pub const OPERATIONS: Self = Self(OPERATIONS);
+}
+
+impl WebhookId {
+    /// The operations channel's webhook (`HOOKD_OPS_WEBHOOK_URL`).
+    pub const OPERATIONS: Self = Self(OPERATIONS);
+}

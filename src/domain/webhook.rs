@@ -14,6 +14,9 @@ pub enum EventType {
     ResponseStarted,
     /// Sent only by the test route; not subscribable.
     WebhookTest,
+    /// Operational notices to `HOOKD_OPS_WEBHOOK_URL`; not subscribable.
+    WebhookDisabled,
+    WebhookEnabled,
 }
 
 impl EventType {
@@ -34,6 +37,8 @@ impl EventType {
             Self::ResponseCompleted => "survey.response_completed",
             Self::ResponseStarted => "survey.response_started",
             Self::WebhookTest => "webhook.test",
+            Self::WebhookDisabled => "webhook.disabled",
+            Self::WebhookEnabled => "webhook.enabled",
         }
     }
 
@@ -42,6 +47,8 @@ impl EventType {
             Self::ResponseCompleted,
             Self::ResponseStarted,
             Self::WebhookTest,
+            Self::WebhookDisabled,
+            Self::WebhookEnabled,
         ]
         .into_iter()
         .find(|t| t.as_str() == name)
@@ -49,7 +56,7 @@ impl EventType {
 
     /// A name a webhook may subscribe to.
     pub fn parse_subscribable(name: &str) -> Option<Self> {
-        Self::parse(name).filter(|t| *t != Self::WebhookTest)
+        Self::parse(name).filter(|t| Self::SUBSCRIBABLE.iter().any(|(s, _)| s == t))
     }
 }
 

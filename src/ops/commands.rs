@@ -190,8 +190,11 @@ fn enable(conn: &mut Connection, id: &str) -> anyhow::Result<()> {
         if hook.is_active {
             return Ok(None);
         }
-        let (hook, _) = webhooks::enable(c, id)?;
+        let (hook, notify) = webhooks::enable(c, id, "cli")?;
         control::signal(c, id, now_ms())?;
+        if let Some(channel) = notify {
+            control::signal(c, channel, now_ms())?;
+        }
         audit_cli(c, "webhook.enabled", "webhook", id.to_string())?;
         Ok(Some(hook))
     })

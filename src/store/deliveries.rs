@@ -73,7 +73,7 @@ pub fn enqueue_event(conn: &Connection, event: &NewEvent) -> Result<Vec<WebhookI
     Ok(wake)
 }
 
-fn insert_event(conn: &Connection, event: &NewEvent) -> Result<()> {
+pub(super) fn insert_event(conn: &Connection, event: &NewEvent) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO events (id, survey_id, event_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -418,6 +418,8 @@ pub struct AttemptRecord {
 pub struct RecordEffect {
     /// The webhook was disabled by this record (410, or too many failed deliveries).
     pub webhook_disabled: bool,
+    /// A notice of that was queued to this webhook (the operations channel) to wake.
+    pub notify: Option<WebhookId>,
 }
 
 /// Writes a batch of attempts (one webhook's, in the order they finished).
@@ -429,8 +431,9 @@ pub fn record_attempts(
 ) -> Result<RecordEffect> {
     let mut effect = RecordEffect::default();
     for record in records {
-        effect.webhook_disabled |=
-            record_attempt(conn, record, auto_disable_after, now)?.webhook_disabled;
+        let one = record_attempt(conn, record, auto_disable_after, now)?;
+        effect.webhook_disabled |= one.webhook_disabled;
+        effect.notify = effect.notify.or(one.notify);
     }
     Ok(effect)
 }
@@ -489,13 +492,15 @@ pub fn record_attempt(
     if rec.is_test {
         return Ok(RecordEffect::default());
     }
-    let disabled = match &rec.next {
+    // The operations channel is never disabled: it is how operators hear of the others.
+    let may_disable = rec.webhook_id != WebhookId::OPERATIONS;
+    let effect = match &rec.next {
         NextStep::Succeeded => {
             conn.prepare_cached(
                 "UPDATE webhooks SET consecutive_failures = 0 WHERE id = ?1 AND consecutive_failures <> 0",
             )?
             .execute([rec.webhook_id])?;
-            false
+            RecordEffect::default()
         }
         NextStep::Failed => {
             let failures: Option<u32> = conn
@@ -506,18 +511,39 @@ pub fn record_attempt(
                 .query_row([rec.webhook_id], |row| row.get(0))
                 .optional()?;
             match failures {
-                Some(n) if auto_disable_after > 0 && n >= auto_disable_after => {
+                Some(n) if may_disable && auto_disable_after > 0 && n >= auto_disable_after => {
                     let reason = format!("{n} consecutive deliveries failed");
-                    webhooks::disable(conn, rec.webhook_id, &reason, now)?
+                    disable(conn, rec.webhook_id, &reason, now)?
                 }
-                _ => false,
+                _ => RecordEffect::default(),
             }
         }
-        NextStep::DisableWebhook(reason) => webhooks::disable(conn, rec.webhook_id, reason, now)?,
-        NextStep::RetryAt(_) => false,
+        NextStep::DisableWebhook(reason) if may_disable => {
+            disable(conn, rec.webhook_id, reason, now)?
+        }
+        NextStep::DisableWebhook(_) | NextStep::RetryAt(_) => RecordEffect::default(),
+    };
+    Ok(effect)
+}
+
+/// Disables a webhook for `reason` and queues the notice of it.
+fn disable(conn: &Connection, id: WebhookId, reason: &str, now: Millis) -> Result<RecordEffect> {
+    if !webhooks::disable(conn, id, reason, now)? {
+        return Ok(RecordEffect::default());
+    }
+    let notify = match webhooks::find(conn, id)? {
+        Some(webhook) => super::notices::webhook_changed(
+            conn,
+            &webhook,
+            super::notices::Change::Disabled,
+            reason,
+            now,
+        )?,
+        None => None,
     };
     Ok(RecordEffect {
-        webhook_disabled: disabled,
+        webhook_disabled: true,
+        notify,
     })
 }
 

@@ -19,6 +19,7 @@ pub mod deliveries;
 pub mod delivery_log;
 pub mod invitations;
 pub mod keys;
+pub mod notices;
 pub mod ops;
 pub mod retention;
 pub mod surveys;

@@ -75,16 +75,18 @@ pub fn insert(
 
 pub fn get(conn: &Connection, id: SurveyId) -> Result<Survey> {
     let row = conn
-        .prepare_cached("SELECT id, title, questions, created_at FROM surveys WHERE id = ?1")?
-        .query_row([id], survey_from_row)
+        .prepare_cached(
+            "SELECT id, title, questions, created_at FROM surveys WHERE id = ?1 AND id <> ?2",
+        )?
+        .query_row(params![id, SurveyId::OPERATIONS], survey_from_row)
         .optional()?;
     decode_survey(row.ok_or(StoreError::NotFound)?)
 }
 
 /// `NotFound` unless the survey exists.
 pub fn require(conn: &Connection, id: SurveyId) -> Result<()> {
-    conn.prepare_cached("SELECT 1 FROM surveys WHERE id = ?1")?
-        .query_row([id], |_| Ok(()))
+    conn.prepare_cached("SELECT 1 FROM surveys WHERE id = ?1 AND id <> ?2")?
+        .query_row(params![id, SurveyId::OPERATIONS], |_| Ok(()))
         .optional()?
         .ok_or(StoreError::NotFound)
 }
@@ -93,9 +95,10 @@ pub fn require(conn: &Connection, id: SurveyId) -> Result<()> {
 pub fn list(conn: &Connection, after: Option<SurveyId>, limit: u32) -> Result<Vec<Survey>> {
     let after = after.map(|id| id.to_string()).unwrap_or_default();
     let mut stmt = conn.prepare_cached(
-        "SELECT id, title, questions, created_at FROM surveys WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, title, questions, created_at FROM surveys WHERE id > ?1 AND id <> ?3 \
+         ORDER BY id LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![after, limit], survey_from_row)?;
+    let rows = stmt.query_map(params![after, limit, SurveyId::OPERATIONS], survey_from_row)?;
     rows.map(|row| decode_survey(row?)).collect()
 }
 

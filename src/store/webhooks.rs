@@ -218,6 +218,8 @@ pub fn list_active(conn: &Connection) -> Result<Vec<Webhook>> {
 pub struct UpdateEffect {
     /// It went from inactive to active: its paused deliveries resume.
     pub resumed: bool,
+    /// Its consecutive failures before the change (a re-enable resets them).
+    pub failures_before: u32,
 }
 
 /// Applies a patch. A changed secret keeps the old one signing for `secret_overlap`
@@ -311,18 +313,47 @@ pub fn update(
     if resumed {
         super::deliveries::resume_in_event_order(conn, id)?;
     }
-    Ok((get(conn, survey_id, id)?, UpdateEffect { resumed }))
+    let effect = UpdateEffect {
+        resumed,
+        failures_before: before.consecutive_failures,
+    };
+    Ok((get(conn, survey_id, id)?, effect))
 }
 
-/// Re-enables a webhook by id (operators); `NotFound` if it does not exist.
-pub fn enable(conn: &Connection, id: WebhookId) -> Result<(Webhook, UpdateEffect)> {
+/// Re-enables a webhook by id (operators); `NotFound` if it does not exist. `by` says who
+/// (`api`, `cli`) in the operations channel's notice; returns that channel if a notice
+/// was queued to it.
+pub fn enable(conn: &Connection, id: WebhookId, by: &str) -> Result<(Webhook, Option<WebhookId>)> {
     let hook = find(conn, id)?.ok_or(StoreError::NotFound)?;
     let patch = WebhookPatch {
         is_active: Some(true),
         ..WebhookPatch::default()
     };
     // No secret changes here, so the overlap does not matter.
-    update(conn, hook.survey_id, id, &patch, 0)
+    let (webhook, effect) = update(conn, hook.survey_id, id, &patch, 0)?;
+    let notify = notify_enabled(conn, &webhook, effect, by)?;
+    Ok((webhook, notify))
+}
+
+/// After an update: the operations channel's notice of a re-enable, if it was one.
+pub fn notify_enabled(
+    conn: &Connection,
+    webhook: &Webhook,
+    effect: UpdateEffect,
+    by: &str,
+) -> Result<Option<WebhookId>> {
+    if !effect.resumed {
+        return Ok(None);
+    }
+    let mut at_change = webhook.clone();
+    at_change.consecutive_failures = effect.failures_before;
+    super::notices::webhook_changed(
+        conn,
+        &at_change,
+        super::notices::Change::Enabled,
+        by,
+        webhook.updated_at,
+    )
 }
 
 /// Deletes a webhook with its deliveries and attempts (cascade).

@@ -8,6 +8,7 @@ mod common;
 
 mod fifo;
 mod leases;
+mod notices;
 mod paused;
 mod races;
 mod secrets;

@@ -1,0 +1,115 @@
+//! The operations channel (SPEC §8): when a webhook is disabled or re-enabled, an
+//! operational event goes to `HOOKD_OPS_WEBHOOK_URL`.
+//!
+//! It rides on the delivery queue like any survey event — durable, signed, retried, through
+//! the SSRF rule — to a webhook row of its own ([`WebhookId::OPERATIONS`], under the reserved
+//! survey [`SurveyId::OPERATIONS`] that the API never shows). The notice is written in the
+//! transaction of the change that causes it, so it is owed exactly when the change happened.
+//! Its body is built here rather than in `events`, since it is written from deep inside
+//! the store (an attempt's record disables a webhook).
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use super::Result;
+use super::deliveries::{NewEvent, insert_delivery};
+use super::webhooks::Webhook;
+use crate::domain::time::{Millis, format_ms};
+use crate::domain::{EventId, EventType, RetryPolicy, Secret, SurveyId, WebhookId, WebhookUrl};
+
+/// What happened to a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Disabled,
+    Enabled,
+}
+
+/// Brings the operations webhook in line with the configuration at start-up: registered
+/// (and active) with this URL and secret, or, without a URL, inactive (notices owed to it
+/// wait, paused, and none are added).
+pub fn configure(
+    conn: &Connection,
+    endpoint: Option<(&WebhookUrl, Option<&Secret>)>,
+    now: Millis,
+) -> Result<()> {
+    let Some((url, secret)) = endpoint else {
+        conn.execute(
+            "UPDATE webhooks SET is_active = 0, updated_at = ?2 WHERE id = ?1 AND is_active = 1",
+            params![WebhookId::OPERATIONS, now],
+        )?;
+        return Ok(());
+    };
+    conn.execute(
+        "INSERT INTO surveys (id, title, questions, created_at) VALUES (?1, 'hookd operations', '[]', ?2) \
+         ON CONFLICT (id) DO NOTHING",
+        params![SurveyId::OPERATIONS, now],
+    )?;
+    let policy = super::to_json(RetryPolicy::default().delays());
+    conn.execute(
+        "INSERT INTO webhooks (id, survey_id, name, url, events, secret, headers, is_active, \
+         retry_policy, created_at, updated_at) \
+         VALUES (?1, ?1, 'operations (HOOKD_OPS_WEBHOOK_URL)', ?2, '[]', ?3, '{}', 1, ?4, ?5, ?5) \
+         ON CONFLICT (id) DO UPDATE SET url = ?2, secret = ?3, is_active = 1, retry_policy = ?4, \
+         disabled_at = NULL, disabled_reason = NULL, updated_at = ?5",
+        params![
+            WebhookId::OPERATIONS,
+            url.as_str(),
+            secret.map(Secret::expose),
+            policy,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// Queues the notice of a change to `webhook` (as it is after the change) when the
+/// operations channel is configured; `reason` is the disabled reason, or who re-enabled it
+/// (`api`, `cli`). Returns the operations webhook to wake. The channel says nothing of
+/// itself.
+pub fn webhook_changed(
+    conn: &Connection,
+    webhook: &Webhook,
+    change: Change,
+    reason: &str,
+    now: Millis,
+) -> Result<Option<WebhookId>> {
+    if webhook.id == WebhookId::OPERATIONS {
+        return Ok(None);
+    }
+    let active: Option<bool> = conn
+        .prepare_cached("SELECT is_active FROM webhooks WHERE id = ?1")?
+        .query_row([WebhookId::OPERATIONS], |row| row.get(0))
+        .optional()?;
+    if active != Some(true) {
+        return Ok(None);
+    }
+    let event_type = match change {
+        Change::Disabled => EventType::WebhookDisabled,
+        Change::Enabled => EventType::WebhookEnabled,
+    };
+    let id = EventId::new();
+    let body = json!({
+        "eventType": event_type.as_str(),
+        "eventId": id,
+        "timestamp": format_ms(now),
+        "data": {
+            "webhookId": webhook.id,
+            "surveyId": webhook.survey_id,
+            "name": webhook.name,
+            "url": webhook.url,
+            "reason": reason,
+            "consecutiveFailures": webhook.consecutive_failures,
+            "at": format_ms(now),
+        },
+    });
+    let event = NewEvent {
+        id,
+        survey_id: SurveyId::OPERATIONS,
+        event_type,
+        payload: body.to_string(),
+        created_at: now,
+    };
+    super::deliveries::insert_event(conn, &event)?;
+    insert_delivery(conn, WebhookId::OPERATIONS, &event, false, None)?;
+    Ok(Some(WebhookId::OPERATIONS))
+}
