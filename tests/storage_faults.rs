@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{KEY, TestApp, spawn_app_with, test_args, wait_until};
+use common::{KEY, Receiver, TestApp, spawn_app_with, test_args, wait_until};
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
@@ -141,6 +141,16 @@ async fn a_full_disk_refuses_writes_with_503_keeps_what_was_acknowledged_and_rec
     let data_dir = disk.path().join("data");
     let mut app = spawn_app_with(test_args(&data_dir), None).await;
 
+    let receiver = Receiver::start().await;
+    let survey = app.create_survey().await;
+    app.create_webhook(&survey, &receiver.url("/his"), json!({}))
+        .await;
+    app.complete_response(&survey, 5).await;
+    wait_until("the first delivery", Duration::from_secs(20), || async {
+        receiver.count() == 1
+    })
+    .await;
+
     let mut acknowledged = Vec::new();
     for n in 0..20 {
         let (status, _, body) = upsert(&app, n).await;
@@ -178,6 +188,13 @@ async fn a_full_disk_refuses_writes_with_503_keeps_what_was_acknowledged_and_rec
     assert_eq!(body["error"]["code"], "unavailable");
     assert!(retry_after.is_some());
     assert_eq!(readyz(&app).await, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = app
+        .post(
+            &format!("/api/surveys/{survey}/responses"),
+            json!({"answers": {"stars": {"value": 4}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     // Reads still work, and nothing acknowledged is missing.
     assert_all_there(&app, &acknowledged).await;
 
@@ -204,6 +221,14 @@ async fn a_full_disk_refuses_writes_with_503_keeps_what_was_acknowledged_and_rec
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_all_there(&app, &acknowledged).await;
+    // The delivery engine carries on too: a new event goes out.
+    app.complete_response(&survey, 3).await;
+    wait_until(
+        "the delivery after the fault",
+        Duration::from_secs(20),
+        || async { receiver.count() == 2 },
+    )
+    .await;
 
     // And they are in the file, not only in this process: a fresh start finds them all.
     app.stop().await;
