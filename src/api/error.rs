@@ -2,12 +2,16 @@
 //! `{"error": {"code", "message", "details": [{"field", "message"}]}}`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::store::StoreError;
+
+/// How long a client is told to wait before it tries again after a 503: long enough for
+/// an operator's fix or a checkpoint to free space, short enough not to stall the HIS.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
 
 /// One bad field.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -48,7 +52,8 @@ pub enum ApiError {
     /// 413.
     #[error("the body is larger than 1 MiB")]
     PayloadTooLarge,
-    /// 503: not ready (shutting down).
+    /// 503 with `Retry-After`: the database cannot be written right now, or the server
+    /// is not ready. Nothing was changed; the same request may succeed later.
     #[error("{0}")]
     Unavailable(String),
     /// 500: logged with its cause, shown without it.
@@ -110,6 +115,11 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::NotFound,
             StoreError::Invalid { field, message } => Self::field(field, message),
             StoreError::Conflict { code, message } => Self::Conflict { code, message },
+            // The cause is logged once by the store when the fault begins, not per request.
+            StoreError::Unavailable(_) => Self::Unavailable(
+                "the database cannot be written right now; nothing was changed, try again shortly"
+                    .into(),
+            ),
             other => Self::Internal(other.into()),
         }
     }
@@ -131,7 +141,13 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
-        (self.status_code(), Json(body)).into_response()
+        let mut response = (self.status_code(), Json(body)).into_response();
+        if let Self::Unavailable(_) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
 

@@ -58,7 +58,9 @@ async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the database answers and the server is not shutting down.
+/// Readiness: the database answers reads, can be written, and the server is not shutting
+/// down. While the store has seen a write fail for want of disk, each call tries a small
+/// write itself, so readiness comes back when the disk does, also with no client writing.
 #[utoipa::path(get, path = "/readyz", tag = "meta", security(()), responses((status = 200, body = Health), (status = 503)))]
 async fn readyz(State(app): State<AppState>) -> ApiResult<Json<Health>> {
     if app.engine.is_draining() {
@@ -67,7 +69,16 @@ async fn readyz(State(app): State<AppState>) -> ApiResult<Json<Health>> {
     app.store
         .read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
         .await
-        .map_err(|e| ApiError::Unavailable(format!("database unavailable: {e}")))?;
+        .map_err(|_| ApiError::Unavailable("the database cannot be read".into()))?;
+    if !app.store.writable() {
+        // Its outcome is noted by the store; the flag below says what came of it.
+        let _ = app.store.probe_write().await;
+    }
+    if !app.store.writable() {
+        return Err(ApiError::Unavailable(
+            "the database cannot be written".into(),
+        ));
+    }
     Ok(Json(Health { status: "ready" }))
 }
 

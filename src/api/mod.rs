@@ -1,7 +1,8 @@
 //! The HTTP API (axum). Each resource module exports its own `router()`; this module
-//! assembles them, puts `/api/*` behind the key check, and renders every error in the
-//! contract's shape. Handlers parse input into domain types and call the store and the
-//! engine; they never speak SQL.
+//! assembles them, puts `/api/*` behind the key check, renders every error in the
+//! contract's shape, and makes sure every answer reaches its client ([`unread`]).
+//! Handlers parse input into domain types and call the store and the engine; they never
+//! speak SQL.
 
 mod admin;
 mod auth;
@@ -15,6 +16,7 @@ mod meta;
 mod operator;
 mod respondent;
 mod surveys;
+mod unread;
 mod webhooks;
 
 use std::sync::Arc;
@@ -116,5 +118,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(respondent::request_span))
+        // Outermost, so that it also sees refusals made by the layers above.
+        .layer(middleware::from_fn(unread::read_rest_of_body))
         .with_state(state)
 }

@@ -52,7 +52,7 @@ pub fn backup_to(source: &Connection, dest: &Path, pace: Pace) -> Result<i32> {
     }
     target
         .close()
-        .map_err(|(_, error)| StoreError::Sqlite(error))?;
+        .map_err(|(_, error)| StoreError::from(error))?;
     Ok(pages)
 }
 

@@ -1,13 +1,17 @@
 //! WAL checkpoints on their own thread, so the writer never stops to copy the log back
 //! into the database: it only appends, and this thread folds the WAL in behind it
-//! (`PASSIVE`: it never blocks the writer or readers).
+//! (`PASSIVE`: it never blocks the writer or readers). Folding in may need the database
+//! file to grow, so this is where a full disk shows first (see [`super::health`]).
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
+
+use super::StoreError;
+use super::health::{Health, Part};
 
 /// How often the WAL is folded in. Short enough that the WAL stays a few MiB under load.
 const INTERVAL: Duration = Duration::from_millis(250);
@@ -19,14 +23,27 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn start(conn: PooledConnection<SqliteConnectionManager>) -> std::io::Result<Self> {
+    /// Starts the thread; it notes in `health` whether the database file could be written.
+    pub fn start(
+        conn: PooledConnection<SqliteConnectionManager>,
+        health: Arc<Health>,
+    ) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("hookd-checkpoint".into())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
-                    if let Err(error) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                        tracing::warn!(%error, "WAL checkpoint failed; trying again shortly");
+                    match conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                        Ok(()) => health.note(Part::Checkpoint, Ok(())),
+                        Err(error) => match StoreError::from(error) {
+                            // Said once by `health`, not four times a second.
+                            error @ StoreError::Unavailable(_) => {
+                                health.note(Part::Checkpoint, Err(&error))
+                            }
+                            error => {
+                                tracing::warn!(%error, "WAL checkpoint failed; trying again shortly")
+                            }
+                        },
                     }
                 }
             })?;

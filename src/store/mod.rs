@@ -8,6 +8,7 @@
 //! calls them directly.
 
 mod checkpoint;
+mod health;
 mod migrate;
 mod writer;
 
@@ -39,8 +40,18 @@ pub use writer::{Durability, Writer};
 /// Errors of the storage layer. The API maps them to its own error enum.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Any other SQLite error: a constraint, a malformed statement, a corrupt file.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The database cannot be written (or read) right now: the disk is full, an I/O error,
+    /// the file cannot be opened or is read-only, or another process holds it locked past
+    /// the busy timeout. Nothing was changed; the same request may succeed later.
+    #[error("the database cannot be written right now: {0}")]
+    Unavailable(String),
+    /// A database job panicked (a bug). Only that job's caller gets this; its changes were
+    /// rolled back and the store carries on.
+    #[error("a database job panicked")]
+    Panicked,
     #[error("connection pool error: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("stored data is corrupt: {0}")]
@@ -71,6 +82,41 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        if is_unavailable(&error) {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Sqlite(error)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether this error says the database cannot be written, rather than that this one
+    /// request was wrong.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// SQLite's result codes for "the storage under the database is failing", as opposed to
+/// "this statement or this data is wrong". Extended codes (`SQLITE_IOERR_WRITE`,
+/// `SQLITE_READONLY_DBMOVED`, ...) share their primary code.
+fn is_unavailable(error: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::ErrorCode;
+    matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::DatabaseBusy
+        )
+    )
+}
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 
@@ -159,9 +205,12 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || f(&*pool.get()?))
-            .await
-            .map_err(|_| StoreError::WriterClosed)?
+        match tokio::task::spawn_blocking(move || f(&*pool.get()?)).await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => Err(StoreError::Panicked),
+            // Cancelled: the runtime is shutting down, and the store with it.
+            Err(_) => Err(StoreError::WriterClosed),
+        }
     }
 
     /// Runs `f` inside the writer's next group transaction and answers once that
@@ -182,6 +231,24 @@ impl Store {
         F: Fn(&Connection) -> Result<T> + Send + 'static,
     {
         self.writer.submit(Durability::Relaxed, f).await
+    }
+
+    /// Whether the database could be written when last tried: the last commit and the
+    /// last checkpoint went through, and the writer runs. Costs no I/O.
+    pub fn writable(&self) -> bool {
+        self.writer.writable()
+    }
+
+    /// Tries a write that needs the disk: a commit that appends a page to the WAL (the
+    /// database header, rewritten unchanged) and syncs it. Succeeding clears a noted fault
+    /// when no client has written since the disk came back.
+    pub async fn probe_write(&self) -> Result<()> {
+        self.write(|conn| {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            conn.pragma_update(None, "user_version", version)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Stops the writer after it has committed everything submitted so far.
@@ -221,7 +288,27 @@ pub fn with_transaction<T>(
 mod tests {
     use rusqlite::config::DbConfig;
 
-    use super::Store;
+    use super::{Store, StoreError};
+
+    #[test]
+    fn a_full_disk_or_an_io_error_is_unavailable_and_a_bad_row_is_not() {
+        use rusqlite::ffi;
+        let error =
+            |code| StoreError::from(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+        for code in [
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_IOERR_WRITE,
+            ffi::SQLITE_IOERR_FSYNC,
+            ffi::SQLITE_CANTOPEN,
+            ffi::SQLITE_READONLY,
+            ffi::SQLITE_BUSY,
+        ] {
+            assert!(error(code).is_unavailable(), "{code}");
+        }
+        for code in [ffi::SQLITE_CONSTRAINT_UNIQUE, ffi::SQLITE_CORRUPT] {
+            assert!(!error(code).is_unavailable(), "{code}");
+        }
+    }
 
     #[tokio::test]
     async fn every_connection_keeps_one_plan_per_statement_whatever_the_values_bound() {

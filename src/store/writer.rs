@@ -25,8 +25,18 @@
 //! the engine catching up on deliveries; the engine slows down during the burst and drains
 //! afterwards. Below that, everything waiting goes in, so a delivery is never held back
 //! by a commit that had room for it.
+//!
+//! Faults stay with their job. A job that panics is caught and treated like one that
+//! failed: its caller gets [`StoreError::Panicked`], the batch runs again without it, and
+//! the thread goes on. When the database cannot be written (disk full, I/O error), SQLite
+//! may roll the whole transaction back on its own; the writer notices (the connection is
+//! back in autocommit mode), answers the batch with [`StoreError::Unavailable`], leaves
+//! the connection clean for the next batch and notes the fault in [`Health`], which the
+//! next successful commit clears.
 
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -34,6 +44,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpointer;
+use super::health::{Health, Part};
 use super::{Result, StoreError};
 
 /// Most jobs committed in one transaction; bounds the latency one batch adds to the next.
@@ -87,10 +98,11 @@ where
     }
 
     fn run(&mut self, conn: &Connection, isolated: bool) -> bool {
+        let work = |conn: &Connection| unwound(&self.work, conn);
         let outcome = if isolated {
-            in_savepoint(conn, &self.work)
+            in_savepoint(conn, work)
         } else {
-            (self.work)(conn)
+            work(conn)
         };
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
@@ -113,6 +125,18 @@ where
     }
 }
 
+/// Runs `work`, turning a panic into an error: a bug in one job must not take the writer
+/// thread, and with it every later write, down. What the job did before it panicked is
+/// undone by whoever runs it (the batch's rollback, or its savepoint's).
+fn unwound<T>(work: impl Fn(&Connection) -> Result<T>, conn: &Connection) -> Result<T> {
+    // Unwind safety: the connection is rolled back by the caller, and `work` is not run
+    // again once it has failed.
+    catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+        tracing::error!("a database job panicked; its caller is answered with an error");
+        Err(StoreError::Panicked)
+    })
+}
+
 fn in_savepoint<T>(conn: &Connection, work: impl Fn(&Connection) -> Result<T>) -> Result<T> {
     run_cached(conn, "SAVEPOINT job")?;
     match work(conn) {
@@ -121,8 +145,11 @@ fn in_savepoint<T>(conn: &Connection, work: impl Fn(&Connection) -> Result<T>) -
             Ok(value)
         }
         Err(e) => {
-            run_cached(conn, "ROLLBACK TO job")?;
-            run_cached(conn, "RELEASE job")?;
+            // A full disk may have taken the whole transaction, the savepoint with it.
+            if !conn.is_autocommit() {
+                run_cached(conn, "ROLLBACK TO job")?;
+                run_cached(conn, "RELEASE job")?;
+            }
             Err(e)
         }
     }
@@ -143,6 +170,8 @@ enum Command {
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Command>,
+    /// How the last commit and checkpoint went, for readiness.
+    health: Arc<Health>,
 }
 
 impl Writer {
@@ -154,20 +183,30 @@ impl Writer {
         // A 32 MiB page cache keeps the hot index pages in memory; the writer only appends
         // to the WAL, and folds it in itself only if the checkpoint thread falls far behind.
         conn.execute_batch("PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 16384;")?;
+        let health = Arc::new(Health::default());
         let checkpointer =
-            Checkpointer::start(checkpoint_conn).map_err(|source| StoreError::DataDir {
-                path: "checkpoint thread".into(),
-                source,
+            Checkpointer::start(checkpoint_conn, health.clone()).map_err(|source| {
+                StoreError::DataDir {
+                    path: "checkpoint thread".into(),
+                    source,
+                }
             })?;
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
+        let thread_health = health.clone();
         std::thread::Builder::new()
             .name("hookd-writer".into())
-            .spawn(move || write_loop(conn, checkpointer, inbox))
+            .spawn(move || write_loop(conn, checkpointer, inbox, &thread_health))
             .map_err(|source| StoreError::DataDir {
                 path: "writer thread".into(),
                 source,
             })?;
-        Ok(Self { queue })
+        Ok(Self { queue, health })
+    }
+
+    /// Whether the database could be written when last tried (see [`Health`]), and the
+    /// writer thread runs.
+    pub fn writable(&self) -> bool {
+        !self.queue.is_closed() && self.health.writable()
     }
 
     pub async fn submit<T, F>(&self, durability: Durability, work: F) -> Result<T>
@@ -202,6 +241,7 @@ fn write_loop(
     conn: PooledConnection<SqliteConnectionManager>,
     checkpointer: Checkpointer,
     mut inbox: mpsc::Receiver<Command>,
+    health: &Health,
 ) {
     let mut queue = Queue::default();
     let mut closing = None;
@@ -224,7 +264,7 @@ fn write_loop(
             break;
         }
         let mut batch = queue.next_batch();
-        commit_batch(&conn, &mut batch, &mut level);
+        commit_batch(&conn, &mut batch, &mut level, health);
     }
     drop(checkpointer);
     // Leave a tidy, fully synced file behind: the WAL folded into the database.
@@ -277,23 +317,60 @@ impl Queue {
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Job>>, level: &mut Option<Durability>) {
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut Vec<Box<dyn Job>>,
+    level: &mut Option<Durability>,
+    health: &Health,
+) {
     if batch.is_empty() {
         return;
     }
     let commit = run_batch(conn, batch, level);
-    if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-        tracing::error!(error = %commit.as_ref().err().map(ToString::to_string).unwrap_or_default(),
-            "group commit failed; every job of the batch is answered with the error");
+    match &commit {
+        Ok(()) => health.note(Part::Writer, Ok(())),
+        Err(error) => {
+            // A failed COMMIT may leave the transaction open (SQLite rolls back by itself
+            // only on some errors); the next batch needs a clean connection either way.
+            if !conn.is_autocommit()
+                && let Err(rollback) = conn.execute_batch("ROLLBACK")
+            {
+                tracing::error!(error = %rollback, "could not roll back a failed batch");
+            }
+            if error.is_unavailable() {
+                health.note(Part::Writer, Err(error));
+            } else {
+                tracing::error!(%error, "group commit failed; every job of the batch is answered with the error");
+            }
+        }
     }
     for job in batch.drain(..) {
-        let commit = match &commit {
+        job.finish(match &commit {
             Ok(()) => Ok(()),
-            Err(e) => Err(StoreError::Corrupt(format!("commit failed: {e}"))),
-        };
-        job.finish(commit);
+            Err(error) => Err(each(error)),
+        });
     }
+}
+
+/// One caller's copy of the batch's error (SQLite's errors are not `Clone`), keeping its
+/// kind: a full disk stays [`StoreError::Unavailable`], a constraint stays a constraint.
+fn each(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(reason) => StoreError::Unavailable(reason.clone()),
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+        }
+        other => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(format!("commit failed: {other}")),
+        )),
+    }
+}
+
+/// SQLite rolled the batch's transaction back by itself (it does so on a full disk or an
+/// I/O error): whatever ran is gone, and statements would now commit one by one.
+fn transaction_lost() -> StoreError {
+    StoreError::Unavailable("the transaction was rolled back after a failed write".into())
 }
 
 fn run_batch(
@@ -319,116 +396,27 @@ fn run_batch(
         *level = Some(wanted);
     }
     run_cached(conn, "BEGIN IMMEDIATE")?;
-    if batch.iter_mut().all(|job| job.run(conn, false)) {
+    // Stops at the first job that fails, and at one after which SQLite rolled back.
+    if batch
+        .iter_mut()
+        .all(|job| job.run(conn, false) && !conn.is_autocommit())
+    {
         return run_cached(conn, "COMMIT");
     }
     // A job failed, part-way perhaps: undo the batch and run it again without that job,
     // each job in its own savepoint now, since another may fail too.
-    run_cached(conn, "ROLLBACK")?;
+    if !conn.is_autocommit() {
+        run_cached(conn, "ROLLBACK")?;
+    }
     run_cached(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut().filter(|job| !job.failed()) {
         job.run(conn, true);
+        if conn.is_autocommit() {
+            return Err(transaction_lost());
+        }
     }
     run_cached(conn, "COMMIT")
 }
 
 #[cfg(test)]
-mod tests {
-    use tokio::sync::oneshot;
-
-    use super::super::{Store, StoreError};
-    use super::{
-        BUSY, Closure, Command, Durability, Job, MAX_BATCH, Queue, RELAXED_BESIDE_DURABLE,
-    };
-
-    fn job(durability: Durability) -> Command {
-        let (reply, _) = oneshot::channel::<super::Result<()>>();
-        Command::Run(Box::new(Closure {
-            durability,
-            work: |_: &rusqlite::Connection| Ok(()),
-            outcome: None,
-            reply,
-        }))
-    }
-
-    fn kinds(batch: &[Box<dyn Job>]) -> (usize, usize) {
-        let durable = batch
-            .iter()
-            .filter(|j| j.durability() == Durability::Durable)
-            .count();
-        (durable, batch.len() - durable)
-    }
-
-    #[test]
-    fn when_busy_durable_jobs_come_first_and_relaxed_ones_still_move() {
-        let mut queue = Queue::default();
-        let mut closing = None;
-        for _ in 0..20 {
-            queue.add(job(Durability::Relaxed), &mut closing);
-            queue.add(job(Durability::Durable), &mut closing);
-        }
-        assert_eq!(kinds(&queue.next_batch()), (20, RELAXED_BESIDE_DURABLE));
-        // Not busy: a few durable jobs and every relaxed one that waits.
-        for _ in 0..BUSY - 1 {
-            queue.add(job(Durability::Durable), &mut closing);
-        }
-        assert_eq!(
-            kinds(&queue.next_batch()),
-            (BUSY - 1, 20 - RELAXED_BESIDE_DURABLE)
-        );
-        assert!(queue.is_empty());
-        for _ in 0..MAX_BATCH + 1 {
-            queue.add(job(Durability::Relaxed), &mut closing);
-        }
-        assert_eq!(kinds(&queue.next_batch()), (0, MAX_BATCH));
-    }
-
-    fn count(conn: &rusqlite::Connection) -> i64 {
-        conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
-            .unwrap()
-    }
-
-    fn insert(conn: &rusqlite::Connection, action: &str) -> super::Result<()> {
-        conn.execute(
-            "INSERT INTO audit_log (at, key_id, action, target_type, target_id) VALUES (0, 'k', ?1, 't', 'i')",
-            [action],
-        )?;
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn a_failing_job_rolls_back_alone_while_its_batch_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut jobs = tokio::task::JoinSet::new();
-        for i in 0..200 {
-            let store = store.clone();
-            jobs.spawn(async move {
-                let work = move |c: &rusqlite::Connection| {
-                    insert(c, "kept")?;
-                    if i % 2 == 0 {
-                        return Err(StoreError::Conflict {
-                            code: "x",
-                            message: "no".into(),
-                        });
-                    }
-                    Ok(())
-                };
-                if i % 3 == 0 {
-                    store.write_relaxed(work).await
-                } else {
-                    store.write(work).await
-                }
-            });
-        }
-        let results = jobs.join_all().await;
-        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 100);
-        store.close().await;
-        let conn = store.connection().unwrap();
-        assert_eq!(
-            count(&conn),
-            100,
-            "exactly the successful jobs' rows are committed"
-        );
-    }
-}
+mod tests;
