@@ -260,16 +260,20 @@ impl WebhookState {
 
     /// Claims this actor may still take: twice its in-flight limit (a prefetch), one for a
     /// FIFO webhook (which never claims ahead: the next head is known only after this one).
+    /// A claim counts until its outcome is written, so a crash can resend at most that
+    /// many deliveries of a webhook (an attempt answered but not yet recorded is sent
+    /// again), and an engine whose records lag behind claims no further ahead.
     fn room(&self) -> u32 {
-        let held = self.in_flight.0.len() + self.queued.len();
-        let room = if self.is_fifo() {
-            // Not until the last head's outcome is written, too.
-            let outcomes = self.recording.len() + self.unrecorded.len();
-            1usize.saturating_sub(held + outcomes)
+        let held = self.in_flight.0.len()
+            + self.queued.len()
+            + self.recording.len()
+            + self.unrecorded.len();
+        let limit = if self.is_fifo() {
+            1
         } else {
-            (2 * self.max_in_flight()).saturating_sub(held)
+            2 * self.max_in_flight()
         };
-        room as u32
+        limit.saturating_sub(held) as u32
     }
 
     fn reconfigure(&mut self, me: &ActorRef<WebhookMsg>, webhook: Webhook) {
