@@ -13,7 +13,10 @@ use super::{Result, StoreError};
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// `UPGRADES[i]` brings a database from version `i + 1` to `i + 2`.
-const UPGRADES: &[&str] = &[include_str!("migrations/002_deliveries_status_check.sql")];
+const UPGRADES: &[&str] = &[
+    include_str!("migrations/002_deliveries_status_check.sql"),
+    include_str!("migrations/003_idempotency_keys.sql"),
+];
 
 /// The version `schema.sql` describes.
 const VERSION: i64 = 1 + UPGRADES.len() as i64;
