@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ractor::{Actor, ActorRef};
+use rusqlite::Connection;
 use tokio::task::JoinHandle;
 
 use super::supervisor::{Supervisor, SupervisorMsg, release_all_claims};
@@ -80,8 +81,13 @@ impl Engine {
     }
 
     /// Sends a `webhook.test` event to the webhook now (active or not) through the same
-    /// path as every delivery, records the one attempt, never retries it.
-    pub async fn send_test(&self, webhook: &Webhook) -> crate::store::Result<DeliveryId> {
+    /// path as every delivery, records the one attempt, never retries it. `then` runs in
+    /// the transaction that records the attempt (the API keeps its answer there).
+    pub async fn send_test<T, F>(&self, webhook: &Webhook, then: F) -> crate::store::Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection, DeliveryId) -> crate::store::Result<T> + Send + 'static,
+    {
         let now = now_ms();
         let event_id = EventId::new();
         let event = NewEvent {
@@ -124,11 +130,14 @@ impl Engine {
             std::time::Duration::from_millis(u64::from(report.duration_ms)),
         );
         let limit = self.ctx.auto_disable_after;
+        let id = delivery.id;
         self.ctx
             .store
-            .write(move |c| deliveries::record_attempt(c, &record, limit, now_ms()))
-            .await?;
-        Ok(delivery.id)
+            .write(move |c| {
+                deliveries::record_attempt(c, &record, limit, now_ms())?;
+                then(c, id)
+            })
+            .await
     }
 
     /// Shutdown, in order: stop claiming, let attempts in flight finish (bounded by the
