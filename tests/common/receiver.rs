@@ -1,5 +1,6 @@
 //! A real HTTP receiver on loopback that records every request and answers as the test
-//! scripts it: fail N times, 429 with Retry-After, 410, 301, sleep, large bodies.
+//! scripts it: fail N times, 429 with Retry-After, 410, 301, sleep, large bodies, or hold
+//! the answer until the test lets it go.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub delay: Duration,
+    /// Answer only once a permit of this gate is available (the test adds permits).
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Reply {
@@ -49,6 +52,7 @@ impl Reply {
             headers: Vec::new(),
             body: String::new(),
             delay: Duration::ZERO,
+            gate: None,
         }
     }
 
@@ -68,6 +72,12 @@ impl Reply {
 
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Holds the answer until the test adds a permit to `gate` (no timing involved).
+    pub fn held(mut self, gate: &Arc<tokio::sync::Semaphore>) -> Self {
+        self.gate = Some(gate.clone());
         self
     }
 }
@@ -173,6 +183,12 @@ async fn record(
     let _answering = Answering::start(&shared.concurrency);
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
+    }
+    if let Some(gate) = &reply.gate
+        && let Ok(permit) = gate.acquire().await
+    {
+        // One permit lets one answer go.
+        permit.forget();
     }
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
