@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -17,7 +18,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use super::extract::{ApiPath, JsonObject, QueryMap, path_id};
 use super::fields::{self, Fields};
-use super::idempotency::{Answer, Idempotency};
+use super::idempotency::{Answer, Idempotency, unchanged};
 use super::surveys::MAX_CONTEXT_BYTES;
 use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
 use crate::domain::{ContactId, DistributionId, ResponseId, SurveyId};
@@ -296,12 +297,13 @@ async fn bulk_status_post(
     State(app): State<AppState>,
     ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
-) -> ApiResult<Json<BulkStatusView>> {
+) -> ApiResult<Response> {
     let survey_id: SurveyId = path_id(&survey)?;
     let mut f = Fields::new(&body);
     let ids = f.required("contactIds", |v| contact_ids(fields::array(v)?));
     f.finish()?;
-    bulk_status(app, survey_id, ids.expect("required")).await
+    let view = bulk_status(app, survey_id, ids.expect("required")).await?;
+    Ok(unchanged(view))
 }
 
 async fn bulk_status(

@@ -8,8 +8,10 @@
 //! hands the handler a [`Keeper`]. A handler that changes something writes through
 //! [`Idempotency::write`], which renders the answer inside the same writer job and keeps
 //! it there: the change and its answer commit together, with no commit of their own. An
-//! answer without an effect (a refusal) is kept by the middleware afterwards; a 5xx is not
-//! kept, so the client may try again.
+//! answer without an effect (a refusal, or a success marked [`unchanged`]) is kept by the
+//! middleware afterwards; a 5xx is not kept, so the client may try again. A success that
+//! is neither kept by its handler nor marked is not kept either (and logged): better a
+//! repeat that runs again than an answer that could outlive a lost change, or the reverse.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,6 +78,17 @@ impl IntoResponse for Answer {
         }
         response
     }
+}
+
+/// Marks a success that changed nothing (a read sent as `POST`, such as bulk status), so
+/// the middleware may keep it after the handler.
+#[derive(Clone, Copy)]
+struct Unchanged;
+
+pub fn unchanged(answer: impl IntoResponse) -> Response {
+    let mut response = answer.into_response();
+    response.extensions_mut().insert(Unchanged);
+    response
 }
 
 /// The `(scope, key)` pairs being handled now. Only the live process needs this: after a
@@ -232,7 +245,12 @@ async fn handle(app: AppState, req: Request, next: Next) -> Result<Response, Res
     let mut req = Request::from_parts(parts, Body::from(body));
     req.extensions_mut().insert(keeper.clone());
     let response = next.run(req).await;
-    if keeper.kept.load(Ordering::Relaxed) || response.status().is_server_error() {
+    let status = response.status();
+    if keeper.kept.load(Ordering::Relaxed) || status.is_server_error() {
+        return Ok(response);
+    }
+    if status.is_success() && response.extensions().get::<Unchanged>().is_none() {
+        tracing::error!(%status, "a POST succeeded without keeping its idempotent answer");
         return Ok(response);
     }
     Ok(keep_after(&app.store, &keeper, response).await)
