@@ -1,7 +1,8 @@
 //! The HTTP API (axum). Each resource module exports its own `router()`; this module
 //! assembles them, puts `/api/*` behind the key check, and renders every error in the
 //! contract's shape. Handlers parse input into domain types and call the store and the
-//! engine; they never speak SQL.
+//! engine; they never speak SQL. Every `POST` with an `Idempotency-Key` passes through
+//! `idempotency`, and handlers that change something write through its helper.
 
 mod admin;
 mod auth;
