@@ -319,6 +319,10 @@ async fn a_malformed_key_is_refused_and_without_a_key_nothing_changes() {
         assert_eq!(error["error"]["details"][0]["field"], "Idempotency-Key");
     }
     assert_eq!(count(&app, "responses"), 0, "a refused key does nothing");
+    let huge = json!({"answers": {"stars": {"value": 4}}, "metadata": {"x": "x".repeat(1 << 20)}});
+    let too_large = post(&app, Some(KEY), Some("huge"), &kiosk(&survey), &huge).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_large.json()["error"]["code"], "payload_too_large");
 
     let one = post(&app, Some(KEY), None, &kiosk(&survey), &stars(4)).await;
     let two = post(&app, Some(KEY), None, &kiosk(&survey), &stars(4)).await;
