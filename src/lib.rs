@@ -109,6 +109,7 @@ pub async fn run(
         config: config.clone().into(),
         telemetry,
         public_url: public_url.into(),
+        idempotency: api::InFlight::default(),
     };
     let background = tokio::spawn(background(store.clone(), engine.clone(), sender));
     let retention = tokio::spawn(ops::retention::run(store.clone(), config.retention));

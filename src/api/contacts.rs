@@ -3,8 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -13,6 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
 use super::fields::{self, Fields};
+use super::idempotency::{Answer, Idempotency};
 use super::{AppState, ListOf};
 use crate::domain::ContactId;
 use crate::domain::time::{format_ms, now_ms};
@@ -69,10 +69,10 @@ pub struct UpsertView {
     created: bool,
 }
 
-impl From<Upserted> for UpsertView {
-    fn from(u: Upserted) -> Self {
+impl From<&Upserted> for UpsertView {
+    fn from(u: &Upserted) -> Self {
         Self {
-            contact: u.contact.into(),
+            contact: u.contact.clone().into(),
             created: u.created,
         }
     }
@@ -111,36 +111,30 @@ pub struct ContactInputDoc {
         (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upsert_contacts(
     State(app): State<AppState>,
+    idempotency: Idempotency,
     JsonObject(body): JsonObject,
-) -> ApiResult<Response> {
+) -> ApiResult<Answer> {
     if let Some(items) = body.get("contacts") {
-        return upsert_bulk(app, items).await;
+        return upsert_bulk(app, idempotency, items).await;
     }
     let input = parse_contact(&body)?;
-    let outcome = app
-        .store
-        .write(move |c| contacts::upsert(c, &input, now_ms()))
-        .await?;
-    let upserted = outcome.map_err(|conflicts| {
-        ApiError::Validation(conflicts.into_iter().map(conflict_error).collect())
-    })?;
-    if !upserted.created {
-        return Ok(Json(UpsertView::from(upserted)).into_response());
-    }
-    let mut headers = HeaderMap::new();
-    let location = format!("/api/directory/contacts/{}", upserted.contact.id);
-    if let Ok(location) = HeaderValue::from_str(&location) {
-        headers.insert(LOCATION, location);
-    }
-    Ok((
-        StatusCode::CREATED,
-        headers,
-        Json(UpsertView::from(upserted)),
-    )
-        .into_response())
+    let work = move |c: &rusqlite::Connection| contacts::upsert(c, &input, now_ms());
+    let render = |outcome: &Result<Upserted, Vec<contacts::KeyConflict>>| {
+        let upserted = outcome.as_ref().map_err(|conflicts| {
+            ApiError::Validation(conflicts.iter().cloned().map(conflict_error).collect())
+        })?;
+        let view = UpsertView::from(upserted);
+        if !upserted.created {
+            return Ok(Answer::json(StatusCode::OK, &view));
+        }
+        let location = format!("/api/directory/contacts/{}", upserted.contact.id);
+        Ok(Answer::json(StatusCode::CREATED, &view).with_location(location))
+    };
+    let (_, answer) = idempotency.write(&app.store, work, render).await?;
+    Ok(answer)
 }
 
-async fn upsert_bulk(app: AppState, items: &Value) -> ApiResult<Response> {
+async fn upsert_bulk(app: AppState, idempotency: Idempotency, items: &Value) -> ApiResult<Answer> {
     let items = fields::array(items).map_err(|m| ApiError::field("contacts", m))?;
     if items.is_empty() || items.len() > MAX_BULK {
         return Err(ApiError::field(
@@ -166,20 +160,22 @@ async fn upsert_bulk(app: AppState, items: &Value) -> ApiResult<Response> {
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let outcome = app
-        .store
-        .write(move |c| contacts::upsert_all(c, &inputs, now_ms()))
-        .await?;
-    let done = outcome.map_err(|conflicts| {
-        ApiError::Validation(
-            conflicts
-                .into_iter()
-                .map(|(i, conflict)| item_error(i, conflict_error(conflict)))
-                .collect(),
-        )
-    })?;
-    let items = done.into_iter().map(UpsertView::from).collect();
-    Ok(Json(BulkUpsertView { items }).into_response())
+    let work = move |c: &rusqlite::Connection| contacts::upsert_all(c, &inputs, now_ms());
+    let render = |outcome: &contacts::BulkOutcome| {
+        let done = outcome.as_ref().map_err(|conflicts| {
+            ApiError::Validation(
+                conflicts
+                    .iter()
+                    .cloned()
+                    .map(|(i, conflict)| item_error(i, conflict_error(conflict)))
+                    .collect(),
+            )
+        })?;
+        let items = done.iter().map(UpsertView::from).collect();
+        Ok(Answer::json(StatusCode::OK, &BulkUpsertView { items }))
+    };
+    let (_, answer) = idempotency.write(&app.store, work, render).await?;
+    Ok(answer)
 }
 
 /// Names a field of the `i`th contact of a bulk body.

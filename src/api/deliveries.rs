@@ -13,10 +13,12 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
 use super::fields::{self, Fields};
+use super::idempotency::{Answer, Idempotency};
 use super::webhooks::require_webhook;
 use super::{AppState, ListOf};
 use crate::domain::time::{format_ms, format_opt, now_ms, parse_rfc3339};
 use crate::domain::{DeliveryId, EventId, EventType, SurveyId, WebhookId};
+use crate::store;
 use crate::store::audit::{self, Entry};
 use crate::store::deliveries::DeliveryStatus;
 use crate::store::delivery_log::{self, Attempt, Delivery, DeliveryFilter};
@@ -113,14 +115,14 @@ pub struct DeliveryDetail {
 }
 
 async fn detail(app: &AppState, id: DeliveryId) -> ApiResult<DeliveryDetail> {
-    let (delivery, payload, attempts) = app
-        .store
-        .read(move |c| {
-            let delivery = delivery_log::find(c, id)?.ok_or(crate::store::StoreError::NotFound)?;
-            let payload = delivery_log::payload(c, delivery.event_id)?;
-            Ok((delivery, payload, delivery_log::attempts(c, id)?))
-        })
-        .await?;
+    Ok(app.store.read(move |c| detail_in(c, id)).await?)
+}
+
+/// A delivery's detail, read on `conn` (inside a write, it sees that write).
+fn detail_in(conn: &rusqlite::Connection, id: DeliveryId) -> store::Result<DeliveryDetail> {
+    let delivery = delivery_log::find(conn, id)?.ok_or(store::StoreError::NotFound)?;
+    let payload = delivery_log::payload(conn, delivery.event_id)?;
+    let attempts = delivery_log::attempts(conn, id)?;
     let payload = payload
         .and_then(|p| serde_json::from_str(&p).ok())
         .unwrap_or(Value::Null);
@@ -138,11 +140,27 @@ async fn detail(app: &AppState, id: DeliveryId) -> ApiResult<DeliveryDetail> {
     responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)))]
 async fn test_webhook(
     State(app): State<AppState>,
+    idempotency: Idempotency,
     ApiPath((survey, id)): ApiPath<(String, String)>,
-) -> ApiResult<Json<DeliveryDetail>> {
+) -> ApiResult<Answer> {
     let webhook = require_webhook(&app, &survey, &id).await?;
-    let delivery_id = app.engine.send_test(&webhook).await?;
-    Ok(Json(detail(&app, delivery_id).await?))
+    let Some(keeper) = idempotency.keeper() else {
+        let delivery_id = app.engine.send_test(&webhook, |_, id| Ok(id)).await?;
+        return Ok(Answer::json(
+            StatusCode::OK,
+            &detail(&app, delivery_id).await?,
+        ));
+    };
+    // The answer is the recorded attempt: rendered and kept where the attempt is recorded.
+    let answer = app
+        .engine
+        .send_test(&webhook, move |c, id| {
+            let answer = Answer::json(StatusCode::OK, &detail_in(c, id)?);
+            keeper.keep(c, &answer)?;
+            Ok(answer)
+        })
+        .await?;
+    Ok(answer)
 }
 
 /// A webhook's deliveries, newest first, optionally by `status` and `eventType`.
@@ -212,30 +230,35 @@ async fn get_delivery(
 async fn retry_delivery(
     State(app): State<AppState>,
     caller: Caller,
+    idempotency: Idempotency,
     ApiPath((survey, id, delivery)): ApiPath<(String, String, String)>,
-) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
+) -> ApiResult<Answer> {
     let webhook = require_webhook(&app, &survey, &id).await?;
     let delivery_id: DeliveryId = path_id(&delivery)?;
     let actor = caller.0.clone();
-    let retried = app
-        .store
-        .write(move |c| {
-            delivery_log::get(c, webhook.id, delivery_id)?;
-            let now = now_ms();
-            let retried = delivery_log::retry(c, delivery_id, now)?;
-            let entry = Entry {
-                actor: &actor,
-                action: "delivery.retried",
-                target_type: "delivery",
-                target_id: delivery_id.to_string(),
-                detail: json!({"webhookId": webhook.id}),
-            };
-            audit::record(c, &entry, now)?;
-            Ok(retried)
-        })
-        .await?;
+    let work = move |c: &rusqlite::Connection| {
+        delivery_log::get(c, webhook.id, delivery_id)?;
+        let now = now_ms();
+        let retried = delivery_log::retry(c, delivery_id, now)?;
+        let entry = Entry {
+            actor: &actor,
+            action: "delivery.retried",
+            target_type: "delivery",
+            target_id: delivery_id.to_string(),
+            detail: json!({"webhookId": webhook.id}),
+        };
+        audit::record(c, &entry, now)?;
+        Ok(retried)
+    };
+    let render = |retried: &Delivery| {
+        Ok(Answer::json(
+            StatusCode::ACCEPTED,
+            &DeliveryView::from(retried),
+        ))
+    };
+    let (_, answer) = idempotency.write(&app.store, work, render).await?;
     app.engine.wake(vec![webhook.id]);
-    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&retried))))
+    Ok(answer)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -259,9 +282,10 @@ pub struct ReplayInput {
 async fn replay(
     State(app): State<AppState>,
     caller: Caller,
+    idempotency: Idempotency,
     ApiPath((survey, id)): ApiPath<(String, String)>,
     JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<Queued>)> {
+) -> ApiResult<Answer> {
     let webhook = require_webhook(&app, &survey, &id).await?;
     let mut f = Fields::new(&body);
     let since = f.required("since", |v| {
@@ -271,22 +295,26 @@ async fn replay(
     let since = since.expect("required");
     let actor = caller.0.clone();
     let webhook_id = webhook.id;
-    let queued = app
-        .store
-        .write(move |c| {
-            let now = now_ms();
-            let queued = delivery_log::replay(c, &webhook, since, now)?;
-            let entry = Entry {
-                actor: &actor,
-                action: "webhook.replayed",
-                target_type: "webhook",
-                target_id: webhook.id.to_string(),
-                detail: json!({"since": format_ms(since), "queued": queued}),
-            };
-            audit::record(c, &entry, now)?;
-            Ok(queued)
-        })
-        .await?;
+    let work = move |c: &rusqlite::Connection| {
+        let now = now_ms();
+        let queued = delivery_log::replay(c, &webhook, since, now)?;
+        let entry = Entry {
+            actor: &actor,
+            action: "webhook.replayed",
+            target_type: "webhook",
+            target_id: webhook.id.to_string(),
+            detail: json!({"since": format_ms(since), "queued": queued}),
+        };
+        audit::record(c, &entry, now)?;
+        Ok(queued)
+    };
+    let render = |queued: &u64| {
+        Ok(Answer::json(
+            StatusCode::ACCEPTED,
+            &Queued { queued: *queued },
+        ))
+    };
+    let (_, answer) = idempotency.write(&app.store, work, render).await?;
     app.engine.wake(vec![webhook_id]);
-    Ok((StatusCode::ACCEPTED, Json(Queued { queued })))
+    Ok(answer)
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -17,6 +18,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use super::extract::{ApiPath, JsonObject, QueryMap, path_id};
 use super::fields::{self, Fields};
+use super::idempotency::{Answer, Idempotency, unchanged};
 use super::surveys::MAX_CONTEXT_BYTES;
 use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
 use crate::domain::{ContactId, DistributionId, ResponseId, SurveyId};
@@ -80,9 +82,10 @@ pub struct DistributionView {
 async fn quick_distribution(
     State(app): State<AppState>,
     caller: Caller,
+    idempotency: Idempotency,
     ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<DistributionView>)> {
+) -> ApiResult<Answer> {
     let survey_id: SurveyId = path_id(&survey)?;
     app.store
         .read(move |c| surveys::require(c, survey_id))
@@ -118,62 +121,70 @@ async fn quick_distribution(
         created_at: now,
     };
     let actor = caller.0;
-    let outcome = app
-        .store
-        .write(move |c| {
-            let unknown = contacts::unknown(c, &new.contacts)?;
-            if !unknown.is_empty() {
-                return Ok(Err(unknown));
-            }
-            let (id, issued) = invitations::create_distribution(c, &new)?;
-            let entry = Entry {
-                actor: &actor,
-                action: "distribution.created",
-                target_type: "distribution",
-                target_id: id.to_string(),
-                detail: json!({
-                    "surveyId": survey_id, "channel": channel, "invitations": issued.len()
-                }),
-            };
-            audit::record(c, &entry, now)?;
-            Ok(Ok((id, issued)))
-        })
-        .await?;
-    let (distribution_id, issued) = outcome.map_err(|unknown| {
-        let index: HashMap<ContactId, usize> = ids
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, id)| (*id, i))
-            .collect();
-        ApiError::Validation(
-            unknown
-                .into_iter()
-                .map(|id| {
-                    FieldError::new(
-                        format!("contactIds[{}]", index[&id]),
-                        format!("{id} is not a known contact"),
-                    )
-                })
-                .collect(),
-        )
-    })?;
-    let invitations = issued
-        .into_iter()
-        .map(|i| InvitationView {
-            contact_id: i.contact_id,
-            url: format!("{}/r/{}", app.public_url, i.token),
-            token: i.token,
-            expires_at: format_ms(i.expires_at),
-        })
-        .collect();
-    let view = DistributionView {
-        distribution_id,
-        survey_id,
-        channel,
-        invitations,
+    let work = move |c: &rusqlite::Connection| {
+        let unknown = contacts::unknown(c, &new.contacts)?;
+        if !unknown.is_empty() {
+            return Ok(Err(unknown));
+        }
+        let (id, issued) = invitations::create_distribution(c, &new)?;
+        let entry = Entry {
+            actor: &actor,
+            action: "distribution.created",
+            target_type: "distribution",
+            target_id: id.to_string(),
+            detail: json!({
+                "surveyId": survey_id, "channel": channel, "invitations": issued.len()
+            }),
+        };
+        audit::record(c, &entry, now)?;
+        Ok(Ok((id, issued)))
     };
-    Ok((StatusCode::CREATED, Json(view)))
+    let public_url = app.public_url.clone();
+    let render =
+        move |outcome: &Result<(DistributionId, Vec<invitations::Issued>), Vec<ContactId>>| {
+            let (distribution_id, issued) = outcome
+                .as_ref()
+                .map_err(|unknown| unknown_contacts(&ids, unknown))?;
+            let invitations = issued
+                .iter()
+                .map(|i| InvitationView {
+                    contact_id: i.contact_id,
+                    url: format!("{public_url}/r/{}", i.token),
+                    token: i.token.clone(),
+                    expires_at: format_ms(i.expires_at),
+                })
+                .collect();
+            let view = DistributionView {
+                distribution_id: *distribution_id,
+                survey_id,
+                channel,
+                invitations,
+            };
+            Ok(Answer::json(StatusCode::CREATED, &view))
+        };
+    let (_, answer) = idempotency.write(&app.store, work, render).await?;
+    Ok(answer)
+}
+
+/// Names each unknown contact by its place in the body's `contactIds`.
+fn unknown_contacts(ids: &[ContactId], unknown: &[ContactId]) -> ApiError {
+    let index: HashMap<ContactId, usize> = ids
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    ApiError::Validation(
+        unknown
+            .iter()
+            .map(|id| {
+                FieldError::new(
+                    format!("contactIds[{}]", index[id]),
+                    format!("{id} is not a known contact"),
+                )
+            })
+            .collect(),
+    )
 }
 
 fn channel(value: &Value) -> Result<&'static str, String> {
@@ -286,12 +297,13 @@ async fn bulk_status_post(
     State(app): State<AppState>,
     ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
-) -> ApiResult<Json<BulkStatusView>> {
+) -> ApiResult<Response> {
     let survey_id: SurveyId = path_id(&survey)?;
     let mut f = Fields::new(&body);
     let ids = f.required("contactIds", |v| contact_ids(fields::array(v)?));
     f.finish()?;
-    bulk_status(app, survey_id, ids.expect("required")).await
+    let view = bulk_status(app, survey_id, ids.expect("required")).await?;
+    Ok(unchanged(view))
 }
 
 async fn bulk_status(

@@ -46,9 +46,13 @@ pub enum ApiError {
     /// 405.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// 409 with a stable code (`limit_exceeded`, `delivery_in_progress`, `already_completed`).
+    /// 409 with a stable code (`limit_exceeded`, `delivery_in_progress`, `already_completed`,
+    /// `idempotency_in_progress`).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 422: an `Idempotency-Key` already answered a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
     /// 413.
     #[error("the body is larger than 1 MiB")]
     PayloadTooLarge,
@@ -83,7 +87,7 @@ impl ApiError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -102,6 +106,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. } => code,
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",

@@ -2,7 +2,8 @@
 //! assembles them, puts `/api/*` behind the key check, renders every error in the
 //! contract's shape, and makes sure every answer reaches its client ([`unread`]).
 //! Handlers parse input into domain types and call the store and the engine; they never
-//! speak SQL.
+//! speak SQL. Every `POST` with an `Idempotency-Key` passes through `idempotency`, and
+//! handlers that change something write through its helper.
 
 mod admin;
 mod auth;
@@ -12,6 +13,7 @@ mod distributions;
 mod error;
 mod extract;
 mod fields;
+mod idempotency;
 mod meta;
 mod operator;
 mod respondent;
@@ -36,6 +38,7 @@ use crate::telemetry::Telemetry;
 pub use admin::QueueView;
 pub use deliveries::{AttemptView, DeliveryDetail, DeliveryView};
 pub use error::{ApiError, FieldError};
+pub use idempotency::InFlight;
 pub use webhooks::WebhookView;
 
 /// What every handler can reach.
@@ -47,6 +50,8 @@ pub struct AppState {
     pub telemetry: Telemetry,
     /// Base of invitation links: `HOOKD_PUBLIC_URL`, else the address actually bound.
     pub public_url: Arc<str>,
+    /// Idempotency keys of requests being handled now (a repeat meanwhile is a 409).
+    pub idempotency: InFlight,
 }
 
 /// A page of a list.
@@ -96,16 +101,27 @@ pub fn router(state: AppState) -> Router {
             .merge(meta::protected_router())
             .merge(admin::router())
             .split_for_parts();
-    let protected = protected.layer(middleware::from_fn_with_state(
+    // Layers run outside in: the key check first, so that keys are kept per API key.
+    let protected = protected
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::remember,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    let respondent = respondent::router().layer(middleware::from_fn_with_state(
         state.clone(),
-        auth::require_key,
+        idempotency::remember,
     ));
     let (public, public_doc) = meta::public_router()
-        .merge(respondent::router())
+        .merge(respondent)
         .merge(operator::router())
         .split_for_parts();
     let mut doc = protected_doc;
     doc.merge(public_doc);
+    idempotency::document(&mut doc);
     let doc = Arc::new(doc);
     Router::new()
         .merge(protected)

@@ -24,6 +24,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use super::extract::{ApiPath, JsonObject};
 use super::fields::{self, Fields};
+use super::idempotency::{Answer, Idempotency};
 use super::surveys::MAX_CONTEXT_BYTES;
 use crate::domain::survey::{Completeness, Question, validate_answers};
 use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
@@ -176,6 +177,7 @@ enum Saved {
         (status = 409, description = "already_completed", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn save(
     State(app): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(token): ApiPath<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
@@ -202,53 +204,52 @@ async fn save(
             Completeness::Partial
         },
     };
-    let outcome = app
-        .store
-        .write(move |c| {
-            let now = now_ms();
-            let invitation = invitations::find_live(c, &token, now)?;
-            let survey = surveys::get(c, invitation.survey_id)?;
-            let existing = surveys::response_for_invitation(c, invitation.id)?;
-            if existing.as_ref().is_some_and(|r| r.completed) {
-                return Err(StoreError::Conflict {
-                    code: "already_completed",
-                    message: "this response has already been completed".into(),
-                });
-            }
-            let response = match next_state(&survey, &invitation, existing.as_ref(), &input, now) {
-                Ok(response) => response,
-                Err(errors) => return Ok(Saved::Rejected(errors)),
-            };
-            surveys::save_response(c, &response)?;
-            let mut woken = Vec::new();
-            if existing.is_none() {
-                woken.extend(enqueue_event(c, &events::response_started(&response, now))?);
-            }
-            if response.completed {
-                woken.extend(enqueue_event(
-                    c,
-                    &events::response_completed(&response, now),
-                )?);
-            }
-            Ok(Saved::Done(response, woken))
-        })
-        .await?;
-    match outcome {
+    let work = move |c: &rusqlite::Connection| {
+        let now = now_ms();
+        let invitation = invitations::find_live(c, &token, now)?;
+        let survey = surveys::get(c, invitation.survey_id)?;
+        let existing = surveys::response_for_invitation(c, invitation.id)?;
+        if existing.as_ref().is_some_and(|r| r.completed) {
+            return Err(StoreError::Conflict {
+                code: "already_completed",
+                message: "this response has already been completed".into(),
+            });
+        }
+        let response = match next_state(&survey, &invitation, existing.as_ref(), &input, now) {
+            Ok(response) => response,
+            Err(errors) => return Ok(Saved::Rejected(errors)),
+        };
+        surveys::save_response(c, &response)?;
+        let mut woken = Vec::new();
+        if existing.is_none() {
+            woken.extend(enqueue_event(c, &events::response_started(&response, now))?);
+        }
+        if response.completed {
+            woken.extend(enqueue_event(
+                c,
+                &events::response_completed(&response, now),
+            )?);
+        }
+        Ok(Saved::Done(response, woken))
+    };
+    let render = |outcome: &Saved| match outcome {
         Saved::Rejected(errors) => Err(ApiError::Validation(
             errors
-                .into_iter()
+                .iter()
                 .map(|(field, message)| FieldError::new(field, message))
                 .collect(),
         )),
-        Saved::Done(response, mut woken) => {
-            woken.sort();
-            woken.dedup();
-            app.engine.wake(woken);
-            Ok(no_store(
-                Json(SavedView::of(Some(&response))).into_response(),
-            ))
+        Saved::Done(response, _) => {
+            Ok(Answer::json(StatusCode::OK, &SavedView::of(Some(response))))
         }
+    };
+    let (outcome, answer) = idempotency.write(&app.store, work, render).await?;
+    if let Saved::Done(_, mut woken) = outcome {
+        woken.sort();
+        woken.dedup();
+        app.engine.wake(woken);
     }
+    Ok(no_store(answer.into_response()))
 }
 
 /// A save as sent, once its fields are read.

@@ -11,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
 use super::fields::{self, Fields};
+use super::idempotency::{Answer, Idempotency};
 use super::{AppState, ListOf};
 use crate::domain::survey::{Completeness, Question, validate_answers, validate_questions};
 use crate::domain::time::{format_ms, format_opt, now_ms};
@@ -66,8 +67,9 @@ pub struct SurveyInput {
     responses((status = 201, body = SurveyView), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_survey(
     State(app): State<AppState>,
+    idempotency: Idempotency,
     JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<SurveyView>)> {
+) -> ApiResult<Answer> {
     let mut f = Fields::new(&body);
     let title = f.required("title", fields::text(1, 200));
     let questions = f.required("questions", |v| {
@@ -81,11 +83,14 @@ async fn create_survey(
     }
     f.finish()?;
     let (title, questions) = (title.expect("required"), questions.expect("required"));
-    let survey = app
-        .store
-        .write(move |c| surveys::insert(c, &title, &questions, now_ms()))
+    let (_, answer) = idempotency
+        .write(
+            &app.store,
+            move |c| surveys::insert(c, &title, &questions, now_ms()),
+            |survey| Ok(Answer::json(StatusCode::CREATED, &SurveyView::from(survey))),
+        )
         .await?;
-    Ok((StatusCode::CREATED, Json(SurveyView::from(&survey))))
+    Ok(answer)
 }
 
 /// List surveys.
@@ -179,9 +184,10 @@ pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
     responses((status = 201, body = ResponseView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn submit_response(
     State(app): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<ResponseView>)> {
+) -> ApiResult<Answer> {
     let survey_id: SurveyId = path_id(&survey)?;
     let survey = app.store.survey(survey_id).await?;
     let mut f = Fields::new(&body);
@@ -221,24 +227,32 @@ async fn submit_response(
     };
     let event = events::response_completed(&response, now);
     let saved = response.clone();
-    let woken = app
-        .store
-        .write(move |c| {
-            if let Some(contact) = saved.contact_id {
-                contacts::require(c, contact).map_err(|e| match e {
-                    StoreError::NotFound => StoreError::Invalid {
-                        field: "contactId",
-                        message: "is not a known contact".into(),
-                    },
-                    other => other,
-                })?;
-            }
-            surveys::save_response(c, &saved)?;
-            enqueue_event(c, &event)
-        })
+    let (woken, answer) = idempotency
+        .write(
+            &app.store,
+            move |c| {
+                if let Some(contact) = saved.contact_id {
+                    contacts::require(c, contact).map_err(|e| match e {
+                        StoreError::NotFound => StoreError::Invalid {
+                            field: "contactId",
+                            message: "is not a known contact".into(),
+                        },
+                        other => other,
+                    })?;
+                }
+                surveys::save_response(c, &saved)?;
+                enqueue_event(c, &event)
+            },
+            move |_| {
+                Ok(Answer::json(
+                    StatusCode::CREATED,
+                    &ResponseView::from(&response),
+                ))
+            },
+        )
         .await?;
     app.engine.wake(woken);
-    Ok((StatusCode::CREATED, Json(ResponseView::from(&response))))
+    Ok(answer)
 }
 
 /// Get a response of a survey.

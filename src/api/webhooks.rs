@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -15,6 +14,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
 use super::fields::{self, Fields};
+use super::idempotency::{Answer, Idempotency};
 use super::{AppState, ListOf};
 use crate::domain::ssrf::NetworkPolicy;
 use crate::domain::time::format_ms;
@@ -216,9 +216,10 @@ fn survey_path(id: &str) -> ApiResult<SurveyId> {
 async fn create_webhook(
     State(app): State<AppState>,
     caller: Caller,
+    idempotency: Idempotency,
     ApiPath(survey): ApiPath<String>,
     JsonObject(body): JsonObject,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Answer> {
     let survey_id = survey_path(&survey)?;
     app.store
         .read(move |c| surveys::require(c, survey_id))
@@ -236,33 +237,25 @@ async fn create_webhook(
         ordering: patch.ordering.unwrap_or_default(),
     };
     let actor = caller.0.clone();
-    let webhook = app
-        .store
-        .write(move |c| {
-            let webhook = webhooks::insert(c, &new)?;
-            let entry = Entry {
-                actor: &actor,
-                action: "webhook.created",
-                target_type: "webhook",
-                target_id: webhook.id.to_string(),
-                detail: json!({"surveyId": survey_id}),
-            };
-            audit::record(c, &entry, webhook.created_at)?;
-            Ok(webhook)
-        })
-        .await?;
+    let work = move |c: &rusqlite::Connection| {
+        let webhook = webhooks::insert(c, &new)?;
+        let entry = Entry {
+            actor: &actor,
+            action: "webhook.created",
+            target_type: "webhook",
+            target_id: webhook.id.to_string(),
+            detail: json!({"surveyId": survey_id}),
+        };
+        audit::record(c, &entry, webhook.created_at)?;
+        Ok(webhook)
+    };
+    let render = move |webhook: &Webhook| {
+        let location = format!("/api/surveys/{survey_id}/webhooks/{}", webhook.id);
+        Ok(Answer::json(StatusCode::CREATED, &WebhookView::from(webhook)).with_location(location))
+    };
+    let (webhook, answer) = idempotency.write(&app.store, work, render).await?;
     app.engine.sync(webhook.id).await;
-    let mut headers = HeaderMap::new();
-    if let Ok(location) =
-        HeaderValue::from_str(&format!("/api/surveys/{survey_id}/webhooks/{}", webhook.id))
-    {
-        headers.insert(LOCATION, location);
-    }
-    Ok((
-        StatusCode::CREATED,
-        headers,
-        Json(WebhookView::from(&webhook)),
-    ))
+    Ok(answer)
 }
 
 /// List a survey's webhooks.

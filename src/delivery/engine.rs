@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ractor::{Actor, ActorRef};
+use rusqlite::Connection;
 use tokio::task::JoinHandle;
 
 use super::client::{Route, fixed_route};
@@ -96,9 +97,15 @@ impl Engine {
     }
 
     /// Sends a `webhook.test` event to the webhook now (active or not) through the same
-    /// path as every delivery, records the one attempt, never retries it. The attempt runs
-    /// on its own task: a caller that goes away does not leave the delivery claimed.
-    pub async fn send_test(&self, webhook: &Webhook) -> crate::store::Result<DeliveryId> {
+    /// path as every delivery, records the one attempt, never retries it. `then` runs in
+    /// the transaction that records the attempt (the API keeps its answer there). The
+    /// attempt runs on its own task: a caller that goes away does not leave the delivery
+    /// claimed.
+    pub async fn send_test<T, F>(&self, webhook: &Webhook, then: F) -> crate::store::Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection, DeliveryId) -> crate::store::Result<T> + Send + 'static,
+    {
         let now = now_ms();
         let event_id = EventId::new();
         let event = NewEvent {
@@ -135,10 +142,13 @@ impl Engine {
                 std::time::Duration::from_millis(u64::from(report.duration_ms)),
             );
             let limit = ctx.auto_disable_after;
+            let id = delivery.id;
             ctx.store
-                .write(move |c| deliveries::record_attempt(c, &record, limit, now_ms()))
-                .await?;
-            Ok(delivery.id)
+                .write(move |c| {
+                    deliveries::record_attempt(c, &record, limit, now_ms())?;
+                    then(c, id)
+                })
+                .await
         });
         attempt.await.map_err(|_| StoreError::WriterClosed)?
     }

@@ -1,11 +1,13 @@
 //! The retention job: once at start and then every hour, forget finished deliveries, their
 //! attempts and event bodies older than `HOOKD_RETENTION_DAYS` (the SQL is in
-//! [`crate::store::retention`]). It works in small batches, each its own write, so the
-//! server's own writes never wait long behind it.
+//! [`crate::store::retention`]), and the answers kept for idempotency keys once their 24
+//! hours are over ([`crate::store::idempotency`]). It works in small batches, each its own
+//! write, so the server's own writes never wait long behind it.
 
 use std::time::Duration;
 
 use crate::domain::time::{Millis, now_ms};
+use crate::store::idempotency::{self, KEEP_MS};
 use crate::store::retention::{Purged, purge_batch};
 use crate::store::{self, Store};
 
@@ -22,6 +24,20 @@ pub async fn purge(store: &Store, cutoff: Millis) -> store::Result<Purged> {
         total.add(batch);
         let full = BATCH as usize;
         if batch.deliveries < full && batch.events < full {
+            return Ok(total);
+        }
+    }
+}
+
+/// Forgets the answers of idempotency keys kept before `cutoff`; says how many went.
+pub async fn purge_idempotency_keys(store: &Store, cutoff: Millis) -> store::Result<usize> {
+    let mut total = 0;
+    loop {
+        let purged = store
+            .write_relaxed(move |c| idempotency::purge_batch(c, cutoff, BATCH))
+            .await?;
+        total += purged;
+        if purged < BATCH as usize {
             return Ok(total);
         }
     }
@@ -44,6 +60,13 @@ pub async fn run(store: Store, retention: Duration) {
             ),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "retention: purge failed; trying again later"),
+        }
+        match purge_idempotency_keys(&store, now_ms().saturating_sub(KEEP_MS)).await {
+            Ok(0) => {}
+            Ok(keys) => tracing::info!(keys, "retention: purged idempotency keys past 24 hours"),
+            Err(error) => {
+                tracing::warn!(%error, "retention: purging idempotency keys failed; trying again later")
+            }
         }
     }
 }

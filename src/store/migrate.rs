@@ -16,6 +16,7 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 const UPGRADES: &[&str] = &[
     include_str!("migrations/002_deliveries_status_check.sql"),
     include_str!("migrations/003_leases_and_fifo.sql"),
+    include_str!("migrations/004_idempotency_keys.sql"),
 ];
 
 /// The version `schema.sql` describes.

@@ -18,6 +18,7 @@ pub mod contacts;
 pub mod control;
 pub mod deliveries;
 pub mod delivery_log;
+pub mod idempotency;
 pub mod invitations;
 pub mod keys;
 pub mod notices;

@@ -1,5 +1,6 @@
 //! A real HTTP receiver on loopback that records every request and answers as the test
-//! scripts it: fail N times, 429 with Retry-After, 410, 301, sleep, large bodies.
+//! scripts it: fail N times, 429 with Retry-After, 410, 301, sleep, large bodies, or hold
+//! the answer until the test lets it go.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,8 +55,15 @@ impl Gate {
         self.0.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
     }
 
+    /// Lets one held request through.
+    pub fn release_one(&self) {
+        self.0.add_permits(1);
+    }
+
     async fn pass(&self) {
-        let _ = self.0.acquire().await;
+        if let Ok(permit) = self.0.acquire().await {
+            permit.forget(); // one permit lets one answer go
+        }
     }
 }
 
