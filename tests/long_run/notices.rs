@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::WAIT;
-use crate::common::{Receiver, Reply, spawn_app_with, test_args, wait_until};
+use crate::common::{Receiver, Reply, run_cli, spawn_app_with, test_args, wait_until};
 
 const OPS_SECRET: &str = "ops-secret-0123456789";
 
@@ -84,6 +84,24 @@ async fn disabling_and_re_enabling_a_webhook_send_signed_operational_events() {
     let body = ops.requests()[2].json();
     assert_eq!(body["eventType"], "webhook.enabled");
     assert_eq!(body["data"]["reason"], "api");
+
+    // Disabled again, and re-enabled from the command line beside the running server.
+    receiver.set_script(|_, _| Reply::status(410));
+    app.complete_response(&survey, 2).await;
+    wait_until("the second notice of a disable", WAIT, || async {
+        ops.count() == 4
+    })
+    .await;
+    receiver.set_script(|_, _| Reply::ok());
+    let out = run_cli(&app.data_dir, &["webhooks", "enable", &webhook]).await;
+    assert!(out.status.success(), "{out:?}");
+    wait_until("the notice of the re-enable from the CLI", WAIT, || async {
+        ops.count() == 5
+    })
+    .await;
+    let body = ops.requests()[4].json();
+    assert_eq!(body["eventType"], "webhook.enabled");
+    assert_eq!(body["data"]["reason"], "cli");
 
     // The operations channel is not a survey anyone can see or use.
     let (_, surveys) = app.get("/api/surveys").await;
