@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::WAIT;
-use crate::common::{Gate, KEY, Receiver, Reply, run_cli, spawn_app, wait_until};
+use crate::common::{Gate, KEY, Receiver, Reply, TestApp, run_cli, spawn_app, wait_until};
 
 /// Puts a delivery back into `delivering` under a claim no actor holds, its lease already
 /// over: what an attempt whose task died, or whose outcome was never written, leaves.
@@ -26,10 +26,9 @@ fn abandon_claim(data_dir: &Path, delivery: &str) {
     assert_eq!(changed, 1);
 }
 
-#[tokio::test]
-async fn a_claim_nobody_holds_is_attempted_again_when_its_lease_runs_out_without_a_restart() {
-    let app = spawn_app().await;
-    let receiver = Receiver::start().await;
+/// A survey with a webhook to `receiver` and one delivery that succeeded: (survey, webhook,
+/// delivery).
+async fn one_delivered(app: &TestApp, receiver: &Receiver) -> (String, String, String) {
     let survey = app.create_survey().await;
     let webhook = app
         .create_webhook(&survey, &receiver.url("/hook"), json!({}))
@@ -43,6 +42,14 @@ async fn a_claim_nobody_holds_is_attempted_again_when_its_lease_runs_out_without
         .as_str()
         .unwrap()
         .to_owned();
+    (survey, webhook, delivery)
+}
+
+#[tokio::test]
+async fn a_claim_nobody_holds_is_attempted_again_when_its_lease_runs_out_without_a_restart() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let (survey, webhook, delivery) = one_delivered(&app, &receiver).await;
 
     abandon_claim(&app.data_dir, &delivery);
     wait_until("the abandoned claim is attempted again", WAIT, || async {
@@ -64,15 +71,7 @@ async fn a_claim_nobody_holds_is_attempted_again_when_its_lease_runs_out_without
 async fn claims_past_their_lease_are_counted_for_operators() {
     let mut app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
-    app.complete_response(&survey, 5).await;
-    wait_until("the delivery succeeded", WAIT, || async {
-        app.count_with_status(&survey, &webhook, "succeeded").await == 1
-    })
-    .await;
+    let (_, _, delivery) = one_delivered(&app, &receiver).await;
     let (_, queue) = app.get("/api/admin/queue").await;
     assert_eq!(queue["expiredClaims"], 0);
     let metrics = app
@@ -86,11 +85,6 @@ async fn claims_past_their_lease_are_counted_for_operators() {
         .await
         .unwrap();
     assert!(metrics.contains("hookd_expired_claims 0"), "{metrics}");
-    let delivery = app.deliveries(&survey, &webhook).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
     // With the server stopped nothing sweeps: the count is exact.
     app.stop().await;
     abandon_claim(&app.data_dir, &delivery);
@@ -136,4 +130,51 @@ async fn a_test_delivery_whose_caller_gives_up_is_still_sent_and_recorded() {
     .await;
     let (status, _) = app.get("/api/admin/queue").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_outcome_the_store_refuses_is_written_again_not_dropped() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    let survey = app.create_survey().await;
+    let webhook = app
+        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
+        .await;
+    // A real SQLite failure, switched on and off by the test: every attempt record aborts
+    // while the `fault` table has a row.
+    let db = rusqlite::Connection::open(app.data_dir.join("hookd.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch(
+        "CREATE TABLE fault (on_ INTEGER); INSERT INTO fault VALUES (1);
+         CREATE TRIGGER refuse_records BEFORE INSERT ON attempts
+         WHEN EXISTS (SELECT 1 FROM fault) BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+    )
+    .unwrap();
+    app.complete_response(&survey, 5).await;
+    wait_until("the attempt was made", WAIT, || async {
+        receiver.count() == 1
+    })
+    .await;
+    let (_, view) = app
+        .get(&format!(
+            "/api/surveys/{survey}/webhooks/{webhook}/deliveries"
+        ))
+        .await;
+    assert_eq!(
+        view["items"][0]["status"], "delivering",
+        "its outcome is not written yet"
+    );
+
+    db.execute("DELETE FROM fault", []).unwrap();
+    wait_until("the outcome is written", WAIT, || async {
+        app.count_with_status(&survey, &webhook, "succeeded").await == 1
+    })
+    .await;
+    assert_eq!(
+        receiver.count(),
+        1,
+        "the kept outcome was written: no second attempt"
+    );
+    let delivery = &app.deliveries(&survey, &webhook).await[0];
+    assert_eq!(delivery["attemptCount"], 1);
 }
