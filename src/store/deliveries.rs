@@ -209,17 +209,21 @@ pub fn claim_due(
     Ok(claimed)
 }
 
-/// How many deliveries of a webhook are claimed now.
+/// How many of a webhook's queued deliveries are claimed now (test deliveries are not in
+/// its queue).
 fn claimed_count(conn: &Connection, webhook_id: WebhookId) -> Result<u32> {
     Ok(conn
         .prepare_cached(
-            "SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'delivering'",
+            "SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'delivering' \
+             AND is_test = 0",
         )?
         .query_row([webhook_id], |row| row.get(0))?)
 }
 
 /// When the webhook's next claim can find something: its earliest pending delivery, or
-/// for a FIFO webhook its queue head's time.
+/// for a FIFO webhook its queue head's time — none while a claim of it is out, since the
+/// head can go only after that claim's outcome (whose record, or the lease sweep that
+/// settles it, wakes the actor).
 pub fn next_due_at(
     conn: &Connection,
     webhook_id: WebhookId,
@@ -229,6 +233,7 @@ pub fn next_due_at(
         DeliveryOrder::Concurrent => {
             "SELECT min(next_attempt_at) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'"
         }
+        DeliveryOrder::Fifo if claimed_count(conn, webhook_id)? > 0 => return Ok(None),
         DeliveryOrder::Fifo => {
             "SELECT next_attempt_at FROM deliveries WHERE webhook_id = ?1 AND status = 'pending' \
              AND queued_at IS NOT NULL ORDER BY queued_at, rowid LIMIT 1"
