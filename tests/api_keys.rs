@@ -25,6 +25,11 @@ fn keys(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn created_keys_authenticate_until_revoked_and_are_stored_only_as_hashes() {
     let dir = tempfile::tempdir().unwrap();
+    // `hookd keys` works on an existing database (a first start creates it), beside the
+    // running server.
+    let mut args = common::test_args(dir.path());
+    args.api_key = None;
+    let app = common::spawn_app_with(args, None).await;
     let created = keys(dir.path(), &["create", "--name", "his-integration"]);
     assert!(
         created.status.success(),
@@ -44,10 +49,6 @@ async fn created_keys_authenticate_until_revoked_and_are_stored_only_as_hashes()
         })
         .unwrap();
     assert!(!stored.contains(&key[4..]), "only a hash is stored");
-
-    let mut args = common::test_args(dir.path());
-    args.api_key = None;
-    let app = common::spawn_app_with(args, None).await;
     let get = |key: String| {
         let request = app.client.get(app.url("/api/surveys")).bearer_auth(key);
         async move { request.send().await.unwrap().status() }

@@ -354,7 +354,13 @@ async fn unknown_or_malformed_ids_fail_with_a_clear_message() {
     );
 
     let elsewhere = tempfile::tempdir().unwrap();
-    let error = hookd_err(elsewhere.path(), &["status"]).await;
-    assert!(error.contains("no hookd database"), "{error}");
-    assert!(!elsewhere.path().join("hookd.db").exists());
+    for command in [
+        &["status"][..],
+        &["keys", "list"],
+        &["keys", "create", "--name", "x"],
+    ] {
+        let error = hookd_err(elsewhere.path(), command).await;
+        assert!(error.contains("no hookd database"), "{command:?}: {error}");
+        assert!(!elsewhere.path().join("hookd.db").exists(), "{command:?}");
+    }
 }

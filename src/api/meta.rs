@@ -67,7 +67,7 @@ async fn readyz(State(app): State<AppState>) -> ApiResult<Json<Health>> {
         return Err(ApiError::Unavailable("shutting down".into()));
     }
     app.store
-        .read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+        .check_readable()
         .await
         .map_err(|_| ApiError::Unavailable("the database cannot be read".into()))?;
     if !app.store.writable() {

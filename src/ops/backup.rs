@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::open_existing;
-use crate::cli::{DataDir, audit_cli};
+use super::{DataDir, audit_cli, open_existing};
 use crate::store::backup::{Pace, backup_to};
 
 pub fn run(to: &Path, data: &DataDir) -> anyhow::Result<()> {

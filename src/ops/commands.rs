@@ -8,9 +8,8 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use super::table::{Align, Table, clean, clean_lines};
-use super::{open_existing, parse_id};
+use super::{DataDir, audit_cli, open_existing, parse_id};
 use crate::api::{AttemptView, DeliveryDetail, DeliveryView, WebhookView};
-use crate::cli::{DataDir, audit_cli};
 use crate::domain::time::{format_ms, now_ms};
 use crate::domain::{DeliveryId, WebhookId};
 use crate::store::deliveries::DeliveryStatus;

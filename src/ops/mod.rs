@@ -2,6 +2,7 @@
 //!
 //! - [`status`] — `hookd status`: the queue summary per webhook.
 //! - [`commands`] — `hookd deliveries …` and `hookd webhooks …`: inspect and repair.
+//! - [`keys`] — `hookd keys …`: create, list and revoke API keys.
 //! - [`backup`] — `hookd backup --to FILE`: an online copy of the database.
 //! - [`retention`] — the server's background job that forgets finished deliveries.
 //! - [`table`] — aligned text tables and human durations for the terminal.
@@ -14,15 +15,50 @@
 
 pub mod backup;
 pub mod commands;
+pub mod keys;
 pub mod retention;
 pub mod status;
 pub mod table;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use clap::Args;
 use rusqlite::Connection;
 
-use crate::cli::DataDir;
+use crate::domain::time::now_ms;
 use crate::store;
+
+/// The database the command works on.
+#[derive(Debug, Clone, Args)]
+pub struct DataDir {
+    /// Folder of the database.
+    #[arg(
+        long,
+        env = "HOOKD_DATA_DIR",
+        default_value = "hookd-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+}
+
+/// Writes an audit entry for an action taken on the command line.
+pub fn audit_cli(
+    conn: &rusqlite::Connection,
+    action: &str,
+    target_type: &str,
+    target_id: String,
+) -> store::Result<()> {
+    let actor = store::audit::Actor("cli".into());
+    let entry = store::audit::Entry {
+        actor: &actor,
+        action,
+        target_type,
+        target_id,
+        detail: serde_json::json!({}),
+    };
+    store::audit::record(conn, &entry, now_ms())
+}
 
 /// The database of `data`, which must already exist: an operator command pointed at the
 /// wrong folder should say so, not create an empty database there.
@@ -33,8 +69,7 @@ pub fn open_existing(data: &DataDir) -> anyhow::Result<Connection> {
         "no hookd database at {} (set --data-dir or HOOKD_DATA_DIR)",
         path.display()
     );
-    data.connect()
-        .with_context(|| format!("opening {}", path.display()))
+    store::open_standalone(&data.data_dir).with_context(|| format!("opening {}", path.display()))
 }
 
 /// Parses an id given on the command line, naming what was expected.

@@ -4,9 +4,9 @@
 
 use clap::Args;
 
+use super::DataDir;
 use super::table::{Align, Table, duration, relative};
 use crate::api::QueueView;
-use crate::cli::DataDir;
 use crate::domain::time::{Millis, format_ms, now_ms};
 use crate::store::ops::{self, WebhookState, WebhookSummary};
 

@@ -199,6 +199,12 @@ impl Store {
         Ok(survey)
     }
 
+    /// Whether a pooled connection answers a query (readiness).
+    pub async fn check_readable(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
     /// Runs a read on a pooled connection, off the async executor.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
@@ -271,6 +277,15 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T>
 /// Writes a JSON column.
 pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data always serialises")
+}
+
+/// A standalone connection to the database of `data_dir` (created if needed) with the
+/// schema up to date and the store's connection settings: the command line's way in.
+pub fn open_standalone(data_dir: &Path) -> Result<Connection> {
+    open_pool(data_dir)?;
+    let mut conn = Connection::open(database_path(data_dir))?;
+    configure(&mut conn)?;
+    Ok(conn)
 }
 
 /// Runs `f` in one immediate transaction on a standalone connection: the command line's
