@@ -51,8 +51,12 @@ impl Telemetry {
         };
         telemetry.with(|| {
             metrics::describe_counter!(
-                "hookd_deliveries_total",
+                "hookd_attempts_total",
                 "Finished attempts by outcome (succeeded, retry, failed, disabled)."
+            );
+            metrics::describe_counter!(
+                "hookd_deliveries_total",
+                "Deliveries that reached a final outcome (succeeded, failed)."
             );
             metrics::describe_histogram!(
                 "hookd_attempt_duration_seconds",
@@ -86,10 +90,14 @@ impl Telemetry {
         metrics::with_local_recorder(&*self.recorder, f);
     }
 
-    /// One attempt finished with `outcome`.
+    /// One attempt finished with `outcome`; a `succeeded` or `failed` one also finished its
+    /// delivery.
     pub fn attempt_finished(&self, outcome: &'static str, duration: Duration) {
         self.with(|| {
-            counter!("hookd_deliveries_total", "outcome" => outcome).increment(1);
+            counter!("hookd_attempts_total", "outcome" => outcome).increment(1);
+            if outcome == "succeeded" || outcome == "failed" {
+                counter!("hookd_deliveries_total", "outcome" => outcome).increment(1);
+            }
             histogram!("hookd_attempt_duration_seconds").record(duration.as_secs_f64());
         });
     }

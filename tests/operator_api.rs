@@ -214,9 +214,11 @@ async fn metrics_are_public_prometheus_text_with_outcomes_latency_and_queue_gaug
     assert!(kind.starts_with("text/plain"), "{kind}");
     let text = response.text().await.unwrap();
     for line in [
+        "hookd_attempts_total{outcome=\"succeeded\"} 1",
+        "hookd_attempts_total{outcome=\"failed\"} 1",
+        "hookd_attempts_total{outcome=\"disabled\"} 1",
         "hookd_deliveries_total{outcome=\"succeeded\"} 1",
         "hookd_deliveries_total{outcome=\"failed\"} 1",
-        "hookd_deliveries_total{outcome=\"disabled\"} 1",
         "hookd_attempt_duration_seconds_count 3",
         "hookd_queue_depth{status=\"pending\"} 1",
         "hookd_queue_depth{status=\"delivering\"} 0",
@@ -227,6 +229,10 @@ async fn metrics_are_public_prometheus_text_with_outcomes_latency_and_queue_gaug
         assert!(
             text.lines().any(|l| l == line),
             "missing `{line}` in\n{text}"
+        );
+        assert!(
+            !text.contains("hookd_deliveries_total{outcome=\"disabled\"}"),
+            "a delivery paused by a 410 has not finished"
         );
     }
     for name in [

@@ -137,7 +137,7 @@ pub struct MinuteCounts {
 const MINUTE_MS: Millis = 60_000;
 
 /// Attempts started since `since`, counted per minute by outcome; minutes without attempts
-/// are left out. Outcomes read like the `hookd_deliveries_total` metric's.
+/// are left out. Outcomes read like the `hookd_attempts_total` metric's.
 pub fn throughput(conn: &Connection, since: Millis) -> Result<Vec<MinuteCounts>> {
     let mut stmt = conn.prepare_cached(
         "SELECT (a.started_at / ?2) * ?2 AS minute, \
