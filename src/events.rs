@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::domain::time::{Millis, format_ms};
-use crate::domain::{ContactId, EventId, EventType, ResponseId, SurveyId};
+use crate::domain::{ContactId, EventId, EventType, ResponseId, SurveyId, WebhookId};
 use crate::store::deliveries::NewEvent;
 use crate::store::surveys::Response;
 
@@ -86,4 +86,20 @@ pub fn response_started(response: &Response, at: Millis) -> NewEvent {
         metadata: &response.metadata,
     };
     event(response.survey_id, EventType::ResponseStarted, at, data)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Test {
+    webhook_id: WebhookId,
+    message: &'static str,
+}
+
+/// `webhook.test` for the test route.
+pub fn webhook_test(webhook_id: WebhookId, survey_id: SurveyId, at: Millis) -> NewEvent {
+    let data = Test {
+        webhook_id,
+        message: "This is a test delivery from hookd.",
+    };
+    event(survey_id, EventType::WebhookTest, at, data)
 }

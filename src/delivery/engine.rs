@@ -10,11 +10,11 @@ use tokio::task::JoinHandle;
 
 use super::client::{Route, fixed_route};
 use super::supervisor::{Supervisor, SupervisorMsg, release_all_claims};
-use super::{DeliveryContext, attempt_record, next_step, test_event_body};
+use super::{DeliveryContext, attempt_record, next_step};
 use crate::domain::time::now_ms;
-use crate::domain::{DeliveryId, EventId, EventType, WebhookId};
+use crate::domain::{DeliveryId, WebhookId};
 use crate::store::StoreError;
-use crate::store::deliveries::{self, NewEvent};
+use crate::store::deliveries;
 use crate::store::webhooks::Webhook;
 
 /// How long a webhook change waits for its actor to confirm it.
@@ -107,14 +107,7 @@ impl Engine {
         F: Fn(&Connection, DeliveryId) -> crate::store::Result<T> + Send + 'static,
     {
         let now = now_ms();
-        let event_id = EventId::new();
-        let event = NewEvent {
-            id: event_id,
-            survey_id: webhook.survey_id,
-            event_type: EventType::WebhookTest,
-            payload: test_event_body(webhook, event_id, now),
-            created_at: now,
-        };
+        let event = crate::events::webhook_test(webhook.id, webhook.survey_id, now);
         let lease_until = self.ctx.lease_until(now);
         let hook = webhook.clone();
         let delivery = self

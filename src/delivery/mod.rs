@@ -18,7 +18,7 @@ use std::time::Duration;
 use rand::RngExt;
 
 use crate::domain::time::{Millis, now_ms};
-use crate::domain::{EventType, WebhookId, WebhookUrl};
+use crate::domain::{WebhookId, WebhookUrl};
 use crate::store::Store;
 use crate::store::deliveries::{AttemptRecord, ClaimedDelivery, NextStep};
 use crate::store::webhooks::Webhook;
@@ -111,18 +111,6 @@ pub fn attempt_record(
         next,
         is_test: delivery.is_test,
     }
-}
-
-/// The `webhook.test` event body.
-pub fn test_event_body(webhook: &Webhook, event_id: crate::domain::EventId, at: Millis) -> String {
-    serde_json::to_string(&serde_json::json!({
-        "surveyId": webhook.survey_id,
-        "eventType": EventType::WebhookTest.as_str(),
-        "eventId": event_id,
-        "timestamp": crate::domain::time::format_ms(at),
-        "data": {"webhookId": webhook.id, "message": "This is a test delivery from hookd."},
-    }))
-    .expect("plain JSON serialises")
 }
 
 #[cfg(test)]
