@@ -20,7 +20,7 @@ use super::DeliveryContext;
 use super::actor::{WebhookActor, WebhookMsg};
 use crate::domain::WebhookId;
 use crate::domain::time::now_ms;
-use crate::store::deliveries::{self, ExpiredClaim};
+use crate::store::claims::{self, ExpiredClaim};
 use crate::store::webhooks;
 
 /// How often claims past their lease are looked for.
@@ -183,7 +183,7 @@ impl Actor for Supervisor {
             let released = state
                 .ctx
                 .store
-                .write(move |conn| deliveries::release_webhook_claims(conn, id))
+                .write(move |conn| claims::release_webhook_claims(conn, id))
                 .await;
             if let Err(error) = released {
                 tracing::warn!(webhook_id = %id, %error, "could not release a failed actor's claims; their leases will");
@@ -288,7 +288,7 @@ impl SupervisorState {
         let expired = self
             .ctx
             .store
-            .read(move |conn| deliveries::expired_claims(conn, now))
+            .read(move |conn| claims::expired_claims(conn, now))
             .await?;
         if expired.is_empty() {
             return Ok(());
@@ -318,7 +318,7 @@ impl SupervisorState {
             );
             self.ctx
                 .store
-                .write(move |conn| deliveries::settle_lost_claims(conn, &orphaned, now_ms()))
+                .write(move |conn| claims::settle_lost_claims(conn, &orphaned, now_ms()))
                 .await?;
         }
         Ok(())
@@ -328,6 +328,6 @@ impl SupervisorState {
 /// Releases every claim left by a previous process (start-up) or by this one (shutdown).
 pub async fn release_all_claims(ctx: &DeliveryContext) -> crate::store::Result<usize> {
     ctx.store
-        .write(|conn| deliveries::release_claims(conn, now_ms()))
+        .write(|conn| claims::release_claims(conn, now_ms()))
         .await
 }

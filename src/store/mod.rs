@@ -14,6 +14,7 @@ mod writer;
 
 pub mod audit;
 pub mod backup;
+pub mod claims;
 pub mod contacts;
 pub mod control;
 pub mod deliveries;
