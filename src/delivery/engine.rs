@@ -1,9 +1,6 @@
 //! The engine's handle for the rest of the server: start it, tell it about changes, send a
 //! test, drain it at shutdown.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use ractor::{Actor, ActorRef};
 use rusqlite::Connection;
 use tokio::task::JoinHandle;
@@ -25,8 +22,6 @@ const SYNC_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct Engine {
     supervisor: ActorRef<SupervisorMsg>,
     ctx: DeliveryContext,
-    /// Set once shutdown begins (readiness answers 503).
-    draining: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -41,14 +36,7 @@ impl Engine {
             );
         }
         let (supervisor, handle) = Actor::spawn(None, Supervisor, ctx.clone()).await?;
-        Ok((
-            Self {
-                supervisor,
-                ctx,
-                draining: Arc::new(AtomicBool::new(false)),
-            },
-            handle,
-        ))
+        Ok((Self { supervisor, ctx }, handle))
     }
 
     /// New deliveries were queued for these webhooks.
@@ -90,10 +78,6 @@ impl Engine {
             .ok()
             .and_then(|r| r.success_or(()).ok())
             .unwrap_or(0)
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
     }
 
     /// Sends a `webhook.test` event to the webhook now (active or not) through the same
@@ -149,7 +133,6 @@ impl Engine {
     /// Shutdown, in order: stop claiming, let attempts in flight finish (bounded by the
     /// timeout) and record them, stop the actors, release any claim left.
     pub async fn shutdown(&self, handle: JoinHandle<()>) {
-        self.draining.store(true, Ordering::Relaxed);
         let _ = self.supervisor.call(SupervisorMsg::Drain, None).await;
         self.supervisor.stop(None);
         let _ = handle.await;
