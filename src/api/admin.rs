@@ -59,10 +59,15 @@ pub struct WebhookQueueView {
     pub url: String,
     /// `active`, `disabled` (by hookd: failures or 410) or `inactive` (by an operator).
     pub state: &'static str,
+    /// `concurrent` or `fifo` (one attempt at a time, in event order).
+    pub ordering: &'static str,
     pub disabled_at: Option<String>,
     pub disabled_reason: Option<String>,
     /// Deliveries that ended `failed` since the last success.
     pub consecutive_failures: u32,
+    /// The streak when hookd disabled the webhook. Deliveries already in flight then still
+    /// end, and each that fails counts, so `consecutiveFailures` can be higher.
+    pub failures_when_disabled: Option<u32>,
     pub counts: CountsView,
     /// Creation time of the oldest pending or delivering delivery.
     pub oldest_pending_at: Option<String>,
@@ -109,9 +114,11 @@ impl QueueView {
                 name: row.name.clone(),
                 url: row.url.clone(),
                 state: row.state.as_str(),
+                ordering: row.ordering.as_str(),
                 disabled_at: format_opt(row.disabled_at),
                 disabled_reason: row.disabled_reason.clone(),
                 consecutive_failures: row.consecutive_failures,
+                failures_when_disabled: row.failures_when_disabled,
                 counts: row.counts.into(),
                 oldest_pending_at: format_opt(row.oldest_pending_at),
                 oldest_pending_age_seconds: row.oldest_pending_at.map(|at| age_seconds(at, now)),

@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 use super::Result;
 use super::delivery_log::Attempt;
 use crate::domain::time::Millis;
-use crate::domain::{DeliveryId, SurveyId, WebhookId};
+use crate::domain::{DeliveryId, DeliveryOrder, SurveyId, WebhookId};
 
 /// Whether a webhook receives deliveries, and if not, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +58,13 @@ pub struct WebhookSummary {
     pub name: String,
     pub url: String,
     pub state: WebhookState,
+    pub ordering: DeliveryOrder,
     pub disabled_at: Option<Millis>,
     pub disabled_reason: Option<String>,
     pub consecutive_failures: u32,
+    /// The streak when hookd disabled it: deliveries in flight then still end and count,
+    /// so `consecutive_failures` may have passed it.
+    pub failures_when_disabled: Option<u32>,
     pub counts: StatusCounts,
     /// When the oldest unfinished (pending or delivering) delivery was created.
     pub oldest_pending_at: Option<Millis>,
@@ -76,7 +80,7 @@ pub struct WebhookSummary {
 pub fn queue_summary(conn: &Connection, now: Millis) -> Result<Vec<WebhookSummary>> {
     let mut stmt = conn.prepare_cached(
         "SELECT w.id, w.survey_id, w.name, w.url, w.is_active, w.disabled_at, w.disabled_reason, \
-         w.consecutive_failures, \
+         w.consecutive_failures, w.ordering, w.failures_when_disabled, \
          count(CASE WHEN d.status = 'pending' THEN 1 END), \
          count(CASE WHEN d.status = 'delivering' THEN 1 END), \
          count(CASE WHEN d.status = 'succeeded' THEN 1 END), \
@@ -93,24 +97,34 @@ pub fn queue_summary(conn: &Connection, now: Millis) -> Result<Vec<WebhookSummar
         let is_active: bool = row.get(4)?;
         let disabled_at: Option<Millis> = row.get(5)?;
         let state = WebhookState::of(is_active, disabled_at);
+        let ordering: String = row.get(8)?;
+        let ordering = DeliveryOrder::parse(&ordering).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                8,
+                rusqlite::types::Type::Text,
+                format!("unknown ordering `{ordering}`").into(),
+            )
+        })?;
         Ok(WebhookSummary {
             webhook_id: row.get(0)?,
             survey_id: row.get(1)?,
             name: row.get(2)?,
             url: row.get(3)?,
             state,
+            ordering,
             disabled_at,
             disabled_reason: row.get(6)?,
             consecutive_failures: row.get(7)?,
+            failures_when_disabled: row.get(9)?,
             counts: StatusCounts {
-                pending: count(row, 8)?,
-                delivering: count(row, 9)?,
-                succeeded: count(row, 10)?,
-                failed: count(row, 11)?,
+                pending: count(row, 10)?,
+                delivering: count(row, 11)?,
+                succeeded: count(row, 12)?,
+                failed: count(row, 13)?,
             },
-            oldest_pending_at: row.get(12)?,
-            next_attempt_at: row.get(13)?,
-            expired_claims: count(row, 14)?,
+            oldest_pending_at: row.get(14)?,
+            next_attempt_at: row.get(15)?,
+            expired_claims: count(row, 16)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
