@@ -1,6 +1,6 @@
 //! Operators' routes (SPEC §6, §7), behind the API key: the queue summary (the same document
-//! as `hookd status --json`), the audit log, the attempts of the last hour minute by minute,
-//! and recent deliveries across webhooks with their attempts. Read-only; repairs go through
+//! as `hookd status --json`), the audit log, the deliveries of the last hour minute by
+//! minute, and recent deliveries across webhooks with their attempts. Read-only; repairs go through
 //! the existing retry and update routes, so they are audited in one place.
 
 use axum::Json;
@@ -201,16 +201,18 @@ async fn audit_log(
     }))
 }
 
-/// Attempts started in one minute, by outcome.
+/// Deliveries whose latest attempt started in one minute, by outcome; each delivery is
+/// counted once, however many attempts it took.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MinuteView {
     /// Start of the minute.
     pub minute: String,
-    /// 2xx answers.
+    /// Delivered (a 2xx).
     pub succeeded: u64,
-    /// Failed attempts that are tried again.
+    /// Failed so far and to be tried again (or being tried, or paused on a webhook that
+    /// is off).
     pub retry: u64,
-    /// Last attempts of deliveries that ended `failed`.
+    /// Failed for good: the retry policy is exhausted.
     pub failed: u64,
 }
 
@@ -223,7 +225,8 @@ pub struct ThroughputView {
 const MINUTE_MS: Millis = 60_000;
 const CHART_MINUTES: i64 = 60;
 
-/// Attempts per minute by outcome over the last hour (the operator page's chart).
+/// Deliveries per minute by outcome over the last hour (the operator page's chart): each
+/// delivery once, in the minute of its latest attempt, as that attempt left it.
 #[utoipa::path(get, path = "/api/admin/throughput", tag = "admin",
     responses((status = 200, body = ThroughputView), (status = 401, body = ErrorBody)))]
 async fn throughput(State(app): State<AppState>) -> ApiResult<Json<ThroughputView>> {

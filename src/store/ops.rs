@@ -1,5 +1,5 @@
-//! Operators' reads: the queue summary per webhook, the attempts of the last hour minute by
-//! minute, and the attempts of many deliveries at once. Read-only SQL behind `hookd status`,
+//! Operators' reads: the queue summary per webhook, the deliveries of the last hour minute
+//! by minute, and the attempts of many deliveries at once. Read-only SQL behind `hookd status`,
 //! the admin API, `/metrics` and the operator page.
 
 use std::collections::HashMap;
@@ -135,32 +135,36 @@ fn count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
     Ok(u64::try_from(row.get::<_, i64>(index)?).unwrap_or(0))
 }
 
-/// Attempts that started in one minute, by outcome.
+/// Deliveries whose latest attempt started in one minute, by where that attempt left them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MinuteCounts {
     /// Start of the minute.
     pub minute: Millis,
-    /// 2xx answers.
+    /// Delivered: the latest attempt got a 2xx.
     pub succeeded: u64,
-    /// Failed attempts that were (or will be) tried again.
+    /// Not finished: the latest attempt failed and the delivery will be tried again (when
+    /// its retry falls due, or when its webhook is re-enabled), or is being tried now.
     pub retry: u64,
-    /// The last attempt of a delivery that ended `failed`.
+    /// Failed for good: the retry policy is exhausted.
     pub failed: u64,
 }
 
 const MINUTE_MS: Millis = 60_000;
 
-/// Attempts started since `since`, counted per minute by outcome; minutes without attempts
-/// are left out. Outcomes read like the `hookd_attempts_total` metric's.
+/// Deliveries attempted since `since`, each counted once: in the minute of its latest
+/// attempt, by its status now. A delivery tried five times is one delivery, not five bars;
+/// minutes without any are left out. The finished ones read like `hookd_deliveries_total`
+/// (attempts are `hookd_attempts_total`'s). The attempts' index finds them.
 pub fn throughput(conn: &Connection, since: Millis) -> Result<Vec<MinuteCounts>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT (a.started_at / ?2) * ?2 AS minute, \
-         count(CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 1 END), \
-         count(CASE WHEN coalesce(a.status_code BETWEEN 200 AND 299, 0) = 0 \
-               AND d.status = 'failed' AND a.attempt = d.attempt_count THEN 1 END), \
+        "SELECT (d.last_attempt_at / ?2) * ?2 AS minute, \
+         count(CASE WHEN d.status = 'succeeded' THEN 1 END), \
+         count(CASE WHEN d.status = 'failed' THEN 1 END), \
          count(*) \
-         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
-         WHERE a.started_at >= ?1 GROUP BY minute ORDER BY minute",
+         FROM deliveries d \
+         WHERE d.id IN (SELECT delivery_id FROM attempts WHERE started_at >= ?1) \
+         AND d.last_attempt_at >= ?1 \
+         GROUP BY minute ORDER BY minute",
     )?;
     let rows = stmt.query_map(params![since, MINUTE_MS], |row| {
         let (succeeded, failed, all) = (count(row, 1)?, count(row, 2)?, count(row, 3)?);
