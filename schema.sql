@@ -100,6 +100,8 @@ CREATE INDEX events_by_time ON events (created_at);
 -- reaching the configured limit (or a 410 answer) sets is_active = 0, disabled_at and
 -- disabled_reason: disabled by hookd, it keeps collecting deliveries, paused. An operator's
 -- `isActive: false` clears disabled_reason: switched off, it collects none.
+-- `failures_when_disabled` is the streak when hookd disabled it: deliveries in flight then
+-- still end, and a failure among them still counts, so the streak can pass the limit.
 -- `ordering`: 'concurrent' (up to HOOKD_MAX_IN_FLIGHT attempts at once, no order promised)
 -- or 'fifo' (one attempt at a time, in queue order: deliveries.queued_at).
 CREATE TABLE webhooks (
@@ -120,7 +122,8 @@ CREATE TABLE webhooks (
     created_at                 INTEGER NOT NULL,
     updated_at                 INTEGER NOT NULL,
     ordering                   TEXT NOT NULL DEFAULT 'concurrent'
-                               CHECK (ordering = 'concurrent' OR ordering = 'fifo')
+                               CHECK (ordering = 'concurrent' OR ordering = 'fifo'),
+    failures_when_disabled     INTEGER             -- set with disabled_at, cleared with it
 );
 CREATE INDEX webhooks_by_survey ON webhooks (survey_id, id);
 

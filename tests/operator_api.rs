@@ -79,6 +79,11 @@ async fn the_queue_lists_disabled_webhooks_first_with_counts_and_ages() {
     assert_eq!(order[0], &json!(gone));
     assert_eq!(hooks[0]["state"], "disabled");
     assert_eq!(hooks[0]["disabledReason"], "receiver answered 410 Gone");
+    assert_eq!(hooks[0]["ordering"], "concurrent");
+    assert_eq!(
+        hooks[0]["failuresWhenDisabled"], 0,
+        "the streak when hookd disabled it"
+    );
     assert_eq!(hooks[0]["surveyId"], json!(survey));
     assert!(hooks[0]["oldestPendingAgeSeconds"].is_u64());
     assert!(hooks[0]["nextAttemptAt"].is_string());
@@ -88,6 +93,8 @@ async fn the_queue_lists_disabled_webhooks_first_with_counts_and_ages() {
     let ok_row = hooks.iter().find(|h| h["webhookId"] == json!(ok)).unwrap();
     assert_eq!(ok_row["state"], "active");
     assert_eq!(ok_row["oldestPendingAt"], Value::Null);
+    assert_eq!(ok_row["failuresWhenDisabled"], Value::Null);
+    assert_eq!(ok_row["expiredClaims"], 0);
     assert!(queue["oldestPendingAgeSeconds"].is_u64());
 }
 

@@ -1,17 +1,22 @@
 //! The operator page in a real browser (headless Chromium): an operator enters the key, sees
-//! a failed delivery, and once the receiver has healed retries it from the page.
+//! a failed delivery, and once the receiver has healed retries it from the page; and at
+//! 1400 pixels the page says what each webhook and delivery is doing.
 
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{KEY, Receiver, Reply, spawn_app, wait_until};
+use common::{Gate, KEY, Receiver, Reply, spawn_app, wait_until};
 use headless_chrome::Tab;
 use serde_json::json;
 
 /// Long enough for the page's 5-second refresh to come round a few times.
 const PAGE_WAIT: Duration = Duration::from_secs(30);
+
+/// How long the server may take to deliver what a test set up.
+const WAIT: Duration = Duration::from_secs(15);
 
 /// Clicks the element; the page redraws itself every few seconds, so a node found just
 /// before a redraw may be gone by the click: find it again and retry.
@@ -141,4 +146,278 @@ async fn an_operator_retries_a_failed_delivery_from_the_page_once_the_receiver_h
     assert_eq!(receiver.count(), 2);
     let (_, audit) = app.get("/api/admin/audit?limit=1").await;
     assert_eq!(audit["items"][0]["action"], "delivery.retried");
+}
+
+/// The operators' screens the page is laid out for.
+const WINDOW: (u32, u32) = (1400, 900);
+
+/// Waits until the element's text passes `check` (the page redraws every few seconds), and
+/// returns it; panics with the last text seen.
+fn text_until(tab: &Tab, selector: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + PAGE_WAIT;
+    loop {
+        let text = tab
+            .wait_for_element_with_custom_timeout(selector, PAGE_WAIT)
+            .and_then(|e| e.get_inner_text())
+            .unwrap_or_default();
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{selector} never read as expected; last: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn eval_string(tab: &Tab, expression: &str) -> String {
+    match tab.evaluate(expression, false).unwrap().value {
+        Some(serde_json::Value::String(s)) => s,
+        other => panic!("`{expression}` is not a string: {other:?}"),
+    }
+}
+
+/// Scrolls the window (only the window: a table's own scroller stays where the operator
+/// would find it) so the element is in view, and answers where it lies against the
+/// viewport and against its table's scroll box.
+const BUTTON_BOX: &str = r#"(() => {
+  const button = document.querySelector(SELECTOR);
+  const r0 = button.getBoundingClientRect();
+  window.scrollTo(0, window.scrollY + r0.top - 200);
+  const r = button.getBoundingClientRect();
+  const box = button.closest('.scroll').getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return JSON.stringify({
+    left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+    width: window.innerWidth, height: window.innerHeight,
+    boxLeft: box.left, boxRight: box.right, hitsButton: hit === button,
+  });
+})()"#;
+
+/// Makes one paused delivery look like an attempt that will never report (delivering, its
+/// lease run out), and keeps the database's write lock so that hookd cannot settle it
+/// while the page is read; `ROLLBACK` on `conn` lets it go. hookd's lease sweep may settle
+/// it between the update and the lock; then it is made again.
+fn hold_stuck_claim(conn: &rusqlite::Connection, delivery: &str) {
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    for _ in 0..5 {
+        conn.execute(
+            "UPDATE deliveries SET status = 'delivering', claim_token = 1, \
+             lease_expires_at = 1000 WHERE id = ?1",
+            [delivery],
+        )
+        .unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let still: bool = conn
+            .query_row(
+                "SELECT status = 'delivering' AND lease_expires_at = 1000 FROM deliveries \
+                 WHERE id = ?1",
+                [delivery],
+                |row| row.get(0),
+            )
+            .unwrap();
+        if still {
+            return;
+        }
+        conn.execute_batch("ROLLBACK").unwrap();
+    }
+    panic!("hookd settled the stuck claim each time before it could be held");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_1400_pixels_the_page_says_what_each_webhook_and_delivery_is_doing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = common::test_args(dir.path());
+    args.auto_disable_after = Some(2);
+    let app = common::spawn_app_with(args, Some(dir)).await;
+    let gate = Gate::new();
+    let held = gate.clone();
+    let archive_failed_once = Arc::new(AtomicBool::new(false));
+    let receiver = Receiver::scripted(move |r, _| {
+        if r.path.ends_with("/flaky") {
+            Reply::status(500).held(&held)
+        } else if !archive_failed_once.swap(true, Ordering::SeqCst) {
+            Reply::status(503)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let survey = app.create_survey().await;
+    // A URL as long as a real HIS's: it must not push the buttons out of the card.
+    let flaky = app
+        .create_webhook(
+            &survey,
+            &receiver.url("/clinic-his/integrations/v2/inbound/patient-surveys/hookd/flaky"),
+            json!({"name": "Clinic HIS (integration)", "retryPolicy": []}),
+        )
+        .await;
+    let archive = app
+        .create_webhook(
+            &survey,
+            &receiver.url("/archive"),
+            json!({"name": "Archive", "ordering": "fifo", "retryPolicy": [1]}),
+        )
+        .await;
+    // Three deliveries in flight at once: the first two failures disable the webhook, the
+    // third was already sent, still fails, and counts.
+    for _ in 0..3 {
+        app.complete_response(&survey, 4).await;
+    }
+    wait_until("three attempts are in flight", WAIT, || async {
+        receiver
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/flaky"))
+            .count()
+            == 3
+    })
+    .await;
+    gate.open();
+    wait_until(
+        "the webhook is disabled with a streak of 3",
+        WAIT,
+        || async {
+            let (_, queue) = app.get("/api/admin/queue").await;
+            queue["webhooks"][0]["webhookId"] == json!(flaky)
+                && queue["webhooks"][0]["state"] == "disabled"
+                && queue["webhooks"][0]["consecutiveFailures"] == 3
+                && queue["webhooks"][0]["failuresWhenDisabled"] == 2
+        },
+    )
+    .await;
+    // Two more events: the disabled webhook collects their deliveries, paused.
+    for _ in 0..2 {
+        app.complete_response(&survey, 5).await;
+    }
+    wait_until("the archive has every delivery", WAIT, || async {
+        app.count_with_status(&survey, &archive, "succeeded").await == 5
+    })
+    .await;
+    let paused: Vec<String> = app
+        .deliveries(&survey, &flaky)
+        .await
+        .iter()
+        .filter(|d| d["status"] == "pending")
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(paused.len(), 2, "{paused:?}");
+    // 8 deliveries were attempted; 9 attempts, since the archive's first one was retried.
+    let (_, chart) = app.get("/api/admin/throughput").await;
+    let counted: u64 = chart["minutes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| ["succeeded", "retry", "failed"].map(|k| m[k].as_u64().unwrap()))
+        .map(|[ok, retry, failed]| ok + retry + failed)
+        .sum();
+    assert_eq!(counted, 8, "{chart}");
+
+    let url = app.url("/");
+    let db = app.data_dir.join("hookd.db");
+    let (flaky_id, archive_id) = (flaky.clone(), archive.clone());
+    let (waiting, stuck) = (paused[0].clone(), paused[1].clone());
+    let screenshot = tokio::task::spawn_blocking(move || {
+        let browser = common::browser::launch_sized(Some(WINDOW));
+        let tab = browser.new_tab().unwrap();
+        tab.activate().unwrap();
+        tab.navigate_to(&url)
+            .unwrap()
+            .wait_until_navigated()
+            .unwrap();
+        tab.wait_for_element("#key-input").unwrap().click().unwrap();
+        tab.send_character(KEY).unwrap();
+        click(&tab, "#connect");
+        let flaky_row = format!("#webhooks tr[data-webhook-id=\"{flaky_id}\"]");
+        let archive_row = format!("#webhooks tr[data-webhook-id=\"{archive_id}\"]");
+
+        // Each webhook says how its deliveries go out.
+        let order = text_of(&tab, &format!("{archive_row} td.ordering"));
+        assert_eq!(order.trim(), "fifo");
+        let order = text_of(&tab, &format!("{flaky_row} td.ordering"));
+        assert_eq!(order.trim(), "concurrent");
+
+        // A streak past the limit in the reason says why.
+        let reason = text_of(&tab, &flaky_row);
+        assert!(
+            reason.contains("2 consecutive deliveries failed"),
+            "{reason}"
+        );
+        let streak = text_of(&tab, &format!("{flaky_row} td.streak"));
+        assert!(
+            streak.contains('3') && streak.contains("disabled after 2"),
+            "{streak}"
+        );
+
+        // A delivery waiting on a webhook that is off is paused, not overdue.
+        let next = text_of(&tab, &format!("{flaky_row} td.next"));
+        assert_eq!(next.trim(), "paused");
+        let row = text_until(
+            &tab,
+            &format!("#recent tr[data-delivery-id=\"{waiting}\"]"),
+            |t| t.contains("pending"),
+        );
+        assert!(row.contains("paused") && !row.contains("ago"), "{row}");
+
+        // The chart says what it counts, and counts deliveries, not attempts.
+        let title = text_of(&tab, "#chart-title");
+        assert!(
+            title.contains("Deliveries per minute by outcome"),
+            "{title}"
+        );
+        let label = eval_string(
+            &tab,
+            "document.querySelector('#throughput-chart').getAttribute('aria-label')",
+        );
+        assert!(label.starts_with("8 deliveries"), "{label}");
+
+        // The Re-enable button is in full view at 1400 pixels, not clipped by its table.
+        let selector = format!("{flaky_row} button.enable");
+        tab.wait_for_element(&selector).unwrap();
+        let js = BUTTON_BOX.replace("SELECTOR", &serde_json::to_string(&selector).unwrap());
+        let at: serde_json::Value = serde_json::from_str(&eval_string(&tab, &js)).unwrap();
+        let px = |key: &str| at[key].as_f64().unwrap();
+        assert!(
+            (1300.0..=1400.0).contains(&px("width")),
+            "the window is 1400 px wide: {at}"
+        );
+        assert!(
+            px("left") >= px("boxLeft")
+                && px("right") <= px("boxRight")
+                && px("right") <= px("width")
+                && px("top") >= 0.0
+                && px("bottom") <= px("height")
+                && at["hitsButton"] == true,
+            "the Re-enable button is clipped: {at}"
+        );
+
+        // A claim past its lease shows in the totals and on its webhook's row.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        hold_stuck_claim(&conn, &stuck);
+        tab.reload(true, None)
+            .unwrap()
+            .wait_until_navigated()
+            .unwrap();
+        let expired = text_until(&tab, "[data-total=\"expired claims\"]", |t| t.trim() == "1");
+        assert_eq!(expired.trim(), "1");
+        let delivering = text_of(&tab, &format!("{flaky_row} td.delivering"));
+        assert!(delivering.contains("1 past lease"), "{delivering}");
+        let png = tab
+            .capture_screenshot(
+                headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption::Png,
+                None,
+                None,
+                true,
+            )
+            .unwrap();
+        conn.execute_batch("ROLLBACK").unwrap();
+        png
+    })
+    .await
+    .unwrap();
+    // `HOOKD_TEST_SCREENSHOT=page.png` keeps a picture of the page for a look by eye.
+    if let Some(path) = std::env::var_os("HOOKD_TEST_SCREENSHOT") {
+        std::fs::write(path, screenshot).unwrap();
+    }
 }

@@ -1,6 +1,6 @@
 //! Operators' routes (SPEC §6, §7), behind the API key: the queue summary (the same document
-//! as `hookd status --json`), the audit log, the attempts of the last hour minute by minute,
-//! and recent deliveries across webhooks with their attempts. Read-only; repairs go through
+//! as `hookd status --json`), the audit log, the deliveries of the last hour minute by
+//! minute, and recent deliveries across webhooks with their attempts. Read-only; repairs go through
 //! the existing retry and update routes, so they are audited in one place.
 
 use axum::Json;
@@ -59,10 +59,15 @@ pub struct WebhookQueueView {
     pub url: String,
     /// `active`, `disabled` (by hookd: failures or 410) or `inactive` (by an operator).
     pub state: &'static str,
+    /// `concurrent` or `fifo` (one attempt at a time, in event order).
+    pub ordering: &'static str,
     pub disabled_at: Option<String>,
     pub disabled_reason: Option<String>,
     /// Deliveries that ended `failed` since the last success.
     pub consecutive_failures: u32,
+    /// The streak when hookd disabled the webhook. Deliveries already in flight then still
+    /// end, and each that fails counts, so `consecutiveFailures` can be higher.
+    pub failures_when_disabled: Option<u32>,
     pub counts: CountsView,
     /// Creation time of the oldest pending or delivering delivery.
     pub oldest_pending_at: Option<String>,
@@ -109,9 +114,11 @@ impl QueueView {
                 name: row.name.clone(),
                 url: row.url.clone(),
                 state: row.state.as_str(),
+                ordering: row.ordering.as_str(),
                 disabled_at: format_opt(row.disabled_at),
                 disabled_reason: row.disabled_reason.clone(),
                 consecutive_failures: row.consecutive_failures,
+                failures_when_disabled: row.failures_when_disabled,
                 counts: row.counts.into(),
                 oldest_pending_at: format_opt(row.oldest_pending_at),
                 oldest_pending_age_seconds: row.oldest_pending_at.map(|at| age_seconds(at, now)),
@@ -194,16 +201,18 @@ async fn audit_log(
     }))
 }
 
-/// Attempts started in one minute, by outcome.
+/// Deliveries whose latest attempt started in one minute, by outcome; each delivery is
+/// counted once, however many attempts it took.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MinuteView {
     /// Start of the minute.
     pub minute: String,
-    /// 2xx answers.
+    /// Delivered (a 2xx).
     pub succeeded: u64,
-    /// Failed attempts that are tried again.
+    /// Failed so far and to be tried again (or being tried, or paused on a webhook that
+    /// is off).
     pub retry: u64,
-    /// Last attempts of deliveries that ended `failed`.
+    /// Failed for good: the retry policy is exhausted.
     pub failed: u64,
 }
 
@@ -216,7 +225,8 @@ pub struct ThroughputView {
 const MINUTE_MS: Millis = 60_000;
 const CHART_MINUTES: i64 = 60;
 
-/// Attempts per minute by outcome over the last hour (the operator page's chart).
+/// Deliveries per minute by outcome over the last hour (the operator page's chart): each
+/// delivery once, in the minute of its latest attempt, as that attempt left it.
 #[utoipa::path(get, path = "/api/admin/throughput", tag = "admin",
     responses((status = 200, body = ThroughputView), (status = 401, body = ErrorBody)))]
 async fn throughput(State(app): State<AppState>) -> ApiResult<Json<ThroughputView>> {

@@ -70,8 +70,16 @@ pub fn render(rows: &[WebhookSummary], now: Millis) -> String {
             next,
         ]);
         if row.state == WebhookState::Disabled {
+            // Deliveries in flight when it was disabled still end and count.
+            let streak = match row.failures_when_disabled {
+                Some(at) if at != row.consecutive_failures => format!(
+                    "; {} failed in a row now, {at} when disabled",
+                    row.consecutive_failures
+                ),
+                _ => String::new(),
+            };
             notes.push_str(&format!(
-                "disabled {}: {} (since {}); re-enable with `hookd webhooks enable {}`\n",
+                "disabled {}: {} (since {}){streak}; re-enable with `hookd webhooks enable {}`\n",
                 row.webhook_id,
                 super::table::clean(
                     row.disabled_reason
@@ -110,10 +118,12 @@ mod tests {
             name: name.into(),
             url: "https://his.example/hook".into(),
             state,
+            ordering: Default::default(),
             disabled_at: (state == WebhookState::Disabled).then_some(1_000),
             disabled_reason: (state == WebhookState::Disabled)
                 .then(|| "10 consecutive deliveries failed".into()),
             consecutive_failures: 10,
+            failures_when_disabled: (state == WebhookState::Disabled).then_some(10),
             counts: StatusCounts {
                 pending: 3,
                 delivering: 0,
@@ -142,5 +152,21 @@ mod tests {
         // Every data line has its columns at the header's positions.
         let at = lines[0].find("PENDING").unwrap() + "PENDING".len();
         assert_eq!(&lines[1][at - 1..at], "3");
+        assert!(
+            !text.contains("when disabled"),
+            "the streak is the reason's: {text}"
+        );
+    }
+
+    #[test]
+    fn a_streak_past_the_one_that_disabled_the_webhook_is_explained() {
+        let mut row = summary("HIS", WebhookState::Disabled);
+        row.consecutive_failures = 11;
+        let text = render(&[row], 61_000);
+        assert!(
+            text.contains("10 consecutive deliveries failed")
+                && text.contains("11 failed in a row now, 10 when disabled"),
+            "{text}"
+        );
     }
 }

@@ -17,6 +17,7 @@ const UPGRADES: &[&str] = &[
     include_str!("migrations/002_deliveries_status_check.sql"),
     include_str!("migrations/003_leases_and_fifo.sql"),
     include_str!("migrations/004_idempotency_keys.sql"),
+    include_str!("migrations/005_failures_when_disabled.sql"),
 ];
 
 /// The version `schema.sql` describes.

@@ -50,7 +50,7 @@ pub fn configure(
          retry_policy, created_at, updated_at) \
          VALUES (?1, ?1, 'operations (HOOKD_OPS_WEBHOOK_URL)', ?2, '[]', ?3, '{}', 1, ?4, ?5, ?5) \
          ON CONFLICT (id) DO UPDATE SET url = ?2, secret = ?3, is_active = 1, retry_policy = ?4, \
-         disabled_at = NULL, disabled_reason = NULL, updated_at = ?5",
+         disabled_at = NULL, disabled_reason = NULL, failures_when_disabled = NULL, updated_at = ?5",
         params![
             WebhookId::OPERATIONS,
             url.as_str(),

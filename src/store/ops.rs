@@ -1,5 +1,5 @@
-//! Operators' reads: the queue summary per webhook, the attempts of the last hour minute by
-//! minute, and the attempts of many deliveries at once. Read-only SQL behind `hookd status`,
+//! Operators' reads: the queue summary per webhook, the deliveries of the last hour minute
+//! by minute, and the attempts of many deliveries at once. Read-only SQL behind `hookd status`,
 //! the admin API, `/metrics` and the operator page.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 use super::Result;
 use super::delivery_log::Attempt;
 use crate::domain::time::Millis;
-use crate::domain::{DeliveryId, SurveyId, WebhookId};
+use crate::domain::{DeliveryId, DeliveryOrder, SurveyId, WebhookId};
 
 /// Whether a webhook receives deliveries, and if not, why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +58,13 @@ pub struct WebhookSummary {
     pub name: String,
     pub url: String,
     pub state: WebhookState,
+    pub ordering: DeliveryOrder,
     pub disabled_at: Option<Millis>,
     pub disabled_reason: Option<String>,
     pub consecutive_failures: u32,
+    /// The streak when hookd disabled it: deliveries in flight then still end and count,
+    /// so `consecutive_failures` may have passed it.
+    pub failures_when_disabled: Option<u32>,
     pub counts: StatusCounts,
     /// When the oldest unfinished (pending or delivering) delivery was created.
     pub oldest_pending_at: Option<Millis>,
@@ -76,7 +80,7 @@ pub struct WebhookSummary {
 pub fn queue_summary(conn: &Connection, now: Millis) -> Result<Vec<WebhookSummary>> {
     let mut stmt = conn.prepare_cached(
         "SELECT w.id, w.survey_id, w.name, w.url, w.is_active, w.disabled_at, w.disabled_reason, \
-         w.consecutive_failures, \
+         w.consecutive_failures, w.ordering, w.failures_when_disabled, \
          count(CASE WHEN d.status = 'pending' THEN 1 END), \
          count(CASE WHEN d.status = 'delivering' THEN 1 END), \
          count(CASE WHEN d.status = 'succeeded' THEN 1 END), \
@@ -93,24 +97,34 @@ pub fn queue_summary(conn: &Connection, now: Millis) -> Result<Vec<WebhookSummar
         let is_active: bool = row.get(4)?;
         let disabled_at: Option<Millis> = row.get(5)?;
         let state = WebhookState::of(is_active, disabled_at);
+        let ordering: String = row.get(8)?;
+        let ordering = DeliveryOrder::parse(&ordering).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                8,
+                rusqlite::types::Type::Text,
+                format!("unknown ordering `{ordering}`").into(),
+            )
+        })?;
         Ok(WebhookSummary {
             webhook_id: row.get(0)?,
             survey_id: row.get(1)?,
             name: row.get(2)?,
             url: row.get(3)?,
             state,
+            ordering,
             disabled_at,
             disabled_reason: row.get(6)?,
             consecutive_failures: row.get(7)?,
+            failures_when_disabled: row.get(9)?,
             counts: StatusCounts {
-                pending: count(row, 8)?,
-                delivering: count(row, 9)?,
-                succeeded: count(row, 10)?,
-                failed: count(row, 11)?,
+                pending: count(row, 10)?,
+                delivering: count(row, 11)?,
+                succeeded: count(row, 12)?,
+                failed: count(row, 13)?,
             },
-            oldest_pending_at: row.get(12)?,
-            next_attempt_at: row.get(13)?,
-            expired_claims: count(row, 14)?,
+            oldest_pending_at: row.get(14)?,
+            next_attempt_at: row.get(15)?,
+            expired_claims: count(row, 16)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -121,32 +135,36 @@ fn count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
     Ok(u64::try_from(row.get::<_, i64>(index)?).unwrap_or(0))
 }
 
-/// Attempts that started in one minute, by outcome.
+/// Deliveries whose latest attempt started in one minute, by where that attempt left them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MinuteCounts {
     /// Start of the minute.
     pub minute: Millis,
-    /// 2xx answers.
+    /// Delivered: the latest attempt got a 2xx.
     pub succeeded: u64,
-    /// Failed attempts that were (or will be) tried again.
+    /// Not finished: the latest attempt failed and the delivery will be tried again (when
+    /// its retry falls due, or when its webhook is re-enabled), or is being tried now.
     pub retry: u64,
-    /// The last attempt of a delivery that ended `failed`.
+    /// Failed for good: the retry policy is exhausted.
     pub failed: u64,
 }
 
 const MINUTE_MS: Millis = 60_000;
 
-/// Attempts started since `since`, counted per minute by outcome; minutes without attempts
-/// are left out. Outcomes read like the `hookd_attempts_total` metric's.
+/// Deliveries attempted since `since`, each counted once: in the minute of its latest
+/// attempt, by its status now. A delivery tried five times is one delivery, not five bars;
+/// minutes without any are left out. The finished ones read like `hookd_deliveries_total`
+/// (attempts are `hookd_attempts_total`'s). The attempts' index finds them.
 pub fn throughput(conn: &Connection, since: Millis) -> Result<Vec<MinuteCounts>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT (a.started_at / ?2) * ?2 AS minute, \
-         count(CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 1 END), \
-         count(CASE WHEN coalesce(a.status_code BETWEEN 200 AND 299, 0) = 0 \
-               AND d.status = 'failed' AND a.attempt = d.attempt_count THEN 1 END), \
+        "SELECT (d.last_attempt_at / ?2) * ?2 AS minute, \
+         count(CASE WHEN d.status = 'succeeded' THEN 1 END), \
+         count(CASE WHEN d.status = 'failed' THEN 1 END), \
          count(*) \
-         FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
-         WHERE a.started_at >= ?1 GROUP BY minute ORDER BY minute",
+         FROM deliveries d \
+         WHERE d.id IN (SELECT delivery_id FROM attempts WHERE started_at >= ?1) \
+         AND d.last_attempt_at >= ?1 \
+         GROUP BY minute ORDER BY minute",
     )?;
     let rows = stmt.query_map(params![since, MINUTE_MS], |row| {
         let (succeeded, failed, all) = (count(row, 1)?, count(row, 2)?, count(row, 3)?);

@@ -288,7 +288,9 @@ pub fn update(
         "UPDATE webhooks SET name = ?2, url = ?3, events = ?4, secret = ?5, previous_secret = ?6, \
          previous_secret_expires_at = ?7, headers = ?8, is_active = ?9, retry_policy = ?10, \
          consecutive_failures = ?11, disabled_at = ?12, disabled_reason = ?13, updated_at = ?14, \
-         ordering = ?15 WHERE id = ?1",
+         ordering = ?15, \
+         failures_when_disabled = CASE WHEN ?12 IS NULL THEN NULL ELSE failures_when_disabled END \
+         WHERE id = ?1",
     )?
     .execute(params![
         id,
@@ -372,8 +374,8 @@ pub fn delete(conn: &Connection, survey_id: SurveyId, id: WebhookId) -> Result<(
 pub fn disable(conn: &Connection, id: WebhookId, reason: &str, now: Millis) -> Result<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE webhooks SET is_active = 0, disabled_at = ?2, disabled_reason = ?3, updated_at = ?2 \
-             WHERE id = ?1 AND is_active = 1",
+            "UPDATE webhooks SET is_active = 0, disabled_at = ?2, disabled_reason = ?3, updated_at = ?2, \
+             failures_when_disabled = consecutive_failures WHERE id = ?1 AND is_active = 1",
         )?
         .execute(params![id, now, reason])?;
     Ok(changed > 0)

@@ -16,6 +16,11 @@ fn chromium_path() -> PathBuf {
 
 /// Starts a fresh headless browser with its own empty profile and no background traffic.
 pub fn launch() -> Browser {
+    launch_sized(None)
+}
+
+/// [`launch`] with a window of `(width, height)` pixels, for checks of the layout.
+pub fn launch_sized(window_size: Option<(u32, u32)>) -> Browser {
     let path = chromium_path();
     assert!(
         path.exists(),
@@ -39,6 +44,7 @@ pub fn launch() -> Browser {
         .headless(true)
         .sandbox(false)
         .args(args)
+        .window_size(window_size)
         .idle_browser_timeout(Duration::from_secs(120))
         .build()
         .expect("browser launch options");

@@ -7,7 +7,9 @@
   const KEY = "hookd.apiKey";
   const REFRESH_MS = 5000;
   const SVG = "http://www.w3.org/2000/svg";
-  const state = { timer: null, open: new Set(), names: new Map(), loading: false, lists: null, signatures: {} };
+  const state = {
+    timer: null, open: new Set(), names: new Map(), states: new Map(), loading: false, lists: null, signatures: {},
+  };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, ...children) {
@@ -106,6 +108,7 @@
       ]);
       showDashboard();
       state.names = new Map(queue.webhooks.map((w) => [w.webhookId, w.name]));
+      state.states = new Map(queue.webhooks.map((w) => [w.webhookId, w.state]));
       drawTotals(queue);
       drawChart(chart.minutes);
       drawWebhooks(queue.webhooks);
@@ -133,9 +136,11 @@
       ["Failed", queue.totals.failed],
       ["Oldest pending", queue.oldestPendingAgeSeconds == null ? "–" : duration(queue.oldestPendingAgeSeconds)],
       ["Disabled webhooks", queue.disabledWebhooks],
+      ["Expired claims", queue.expiredClaims,
+        "Attempts past their lease that will never report; hookd releases and sends them again."],
     ];
-    $("totals").replaceChildren(...items.map(([label, value]) =>
-      el("div", {}, el("dt", {}, label), el("dd", { "data-total": label.toLowerCase() }, value))));
+    $("totals").replaceChildren(...items.map(([label, value, title]) =>
+      el("div", { title }, el("dt", {}, label), el("dd", { "data-total": label.toLowerCase() }, value))));
   }
 
   function drawChart(minutes) {
@@ -147,7 +152,8 @@
     const total = minutes.reduce((sum, m) => sum + m.succeeded + m.retry + m.failed, 0);
     const chart = svg("svg", {
       id: "throughput-chart", viewBox: `0 0 ${width} ${height}`, role: "img",
-      "aria-label": `${total} attempts in the last hour, at most ${max} in one minute`,
+      "aria-label": `${total} deliveries in the last hour, at most ${max} in one minute`,
+      "data-total": total,
     });
     for (const fraction of [0, 0.5, 1]) {
       const y = top + plot - fraction * plot;
@@ -160,7 +166,7 @@
       let y = top + plot;
       const group = svg("g", { "data-minute": m.minute });
       group.append(svg("title", {},
-        `${clock(m.minute)}: ${m.succeeded} succeeded, ${m.retry} to retry, ${m.failed} failed`));
+        `${clock(m.minute)}: ${m.succeeded} delivered, ${m.retry} to try again, ${m.failed} failed for good`));
       for (const outcome of ["succeeded", "retry", "failed"]) {
         const h = scale(m[outcome]);
         if (h <= 0) continue;
@@ -183,14 +189,30 @@
     return el("span", { class: "badge " + text }, text);
   }
 
+  // The streak, and why it can differ from the one in the disabled reason: deliveries already
+  // in flight when hookd disabled the webhook still end, and each that fails counts.
+  function streakCell(w) {
+    const cell = el("td", { class: "num streak" }, w.consecutiveFailures);
+    const at = w.failuresWhenDisabled;
+    if (w.state !== "disabled" || at == null || at === w.consecutiveFailures) return cell;
+    const more = w.consecutiveFailures - at;
+    let why;
+    if (more < 0) why = `${at} when disabled; a delivery in flight succeeded since`;
+    else if (at > 0) why = `disabled after ${at}; ${more} more already in flight failed too`;
+    else why = `${more} already in flight when it was disabled failed since`;
+    cell.append(el("span", { class: "sub" }, why));
+    return cell;
+  }
+
   function drawWebhooks(webhooks) {
     const rows = webhooks.map((w) => {
       const paused = w.state !== "active" && w.counts.pending > 0;
-      const stateCell = el("td", {}, badge(w.state));
+      const stateCell = el("td", { class: "state" }, badge(w.state));
       if (w.disabledReason) stateCell.append(el("span", { class: "sub" }, w.disabledReason + " (" + when(w.disabledAt) + ")"));
-      const action = el("td", { class: "actions" });
+      // The remedy sits beside the state it repairs, not in a last column that a wide
+      // table pushes out of view.
       if (w.state !== "active") {
-        action.append(el("button", {
+        stateCell.append(el("button", {
           type: "button", class: "enable", "data-webhook-id": w.webhookId,
           onclick: (event) => act(event.currentTarget, "PATCH",
             `/api/surveys/${encodeURIComponent(w.surveyId)}/webhooks/${encodeURIComponent(w.webhookId)}`,
@@ -198,16 +220,17 @@
         }, "Re-enable"));
       }
       return el("tr", { "data-webhook-id": w.webhookId, "data-state": w.state },
-        el("td", {}, w.name, el("span", { class: "sub mono" }, w.url)),
+        el("td", { class: "name" }, w.name, el("span", { class: "sub mono url" }, w.url)),
         stateCell,
-        el("td", { class: "num" }, w.consecutiveFailures),
+        el("td", { class: "ordering" }, w.ordering),
+        streakCell(w),
         el("td", { class: "num" }, w.counts.pending),
-        el("td", { class: "num" }, w.counts.delivering),
+        el("td", { class: "num delivering" }, w.counts.delivering, w.expiredClaims > 0
+          ? el("span", { class: "sub expired" }, w.expiredClaims + " past lease") : ""),
         el("td", { class: "num" }, w.counts.succeeded),
         el("td", { class: "num" }, w.counts.failed),
         el("td", {}, w.oldestPendingAgeSeconds == null ? "–" : duration(w.oldestPendingAgeSeconds)),
-        el("td", {}, paused ? "paused" : when(w.nextAttemptAt)),
-        action);
+        el("td", { class: "next" }, paused ? "paused" : due(w.nextAttemptAt)));
     });
     if (rows.length === 0) rows.push(el("tr", {}, el("td", { class: "empty", colspan: 10 }, "No webhooks.")));
     $("webhooks").tBodies[0].replaceChildren(...rows);
@@ -216,6 +239,22 @@
   function drawLists() {
     drawDeliveries($("failing"), state.lists.failing, "No failed deliveries.");
     drawDeliveries($("recent"), state.lists.recent, "No deliveries yet.");
+  }
+
+  // A next attempt in the past means "due now" on a webhook that is on, and nothing at all
+  // on one that is off: its deliveries wait, paused, until it is re-enabled.
+  function due(iso) {
+    if (!iso) return "–";
+    return Date.parse(iso) <= Date.now() ? "due" : when(iso);
+  }
+
+  function nextOf(d) {
+    if (d.status !== "pending") return "";
+    const webhook = state.states.get(d.webhookId);
+    if (webhook && webhook !== "active") {
+      return el("span", { class: "sub paused" }, "paused: webhook " + webhook);
+    }
+    return d.nextAttemptAt ? el("span", { class: "sub" }, "next " + due(d.nextAttemptAt)) : "";
   }
 
   function lastResult(d) {
@@ -228,7 +267,7 @@
     // Redraw only what changed, so a row does not vanish under the operator's pointer at
     // every refresh; lists with pending deliveries show relative times and always redraw.
     const signature = JSON.stringify([items, items.map((d) => state.open.has(d.id)),
-      [...state.names], items.some((d) => d.status === "pending") ? Date.now() : 0]);
+      [...state.names], [...state.states], items.some((d) => d.status === "pending") ? Date.now() : 0]);
     if (state.signatures[table.id] === signature) return;
     state.signatures[table.id] = signature;
     const rows = [];
@@ -255,8 +294,7 @@
         el("td", {}, clock(d.createdAt), el("span", { class: "sub mono" }, d.id)),
         el("td", {}, state.names.get(d.webhookId) || d.webhookId),
         el("td", {}, d.eventType),
-        el("td", {}, badge(d.status), d.status === "pending" && d.nextAttemptAt
-          ? el("span", { class: "sub" }, "next " + when(d.nextAttemptAt)) : ""),
+        el("td", {}, badge(d.status), nextOf(d)),
         el("td", { class: "num" }, d.attemptCount),
         el("td", {}, lastResult(d)),
         action));
