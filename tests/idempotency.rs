@@ -144,11 +144,10 @@ async fn a_repeated_webhook_creation_answers_its_location_again_and_creates_one_
 
 #[tokio::test]
 async fn the_same_key_for_another_request_is_refused_and_each_api_key_has_its_own_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let created = common::run_cli(dir.path(), &["keys", "create", "--name", "tablet"]).await;
+    let app = spawn_app().await;
+    let created = common::run_cli(&app.data_dir, &["keys", "create", "--name", "tablet"]).await;
     assert!(created.status.success());
     let tablet = String::from_utf8(created.stdout).unwrap().trim().to_owned();
-    let app = spawn_app_with(test_args(dir.path()), Some(dir)).await;
     let survey = app.create_survey().await;
 
     let first = post(&app, Some(KEY), Some("k-1"), &kiosk(&survey), &stars(4)).await;
