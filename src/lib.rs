@@ -17,7 +17,9 @@
 //!   SSRF-safe HTTP client with per-host rate limits, signing and the retry policy.
 //! - [`api`] — the axum HTTP API; handlers parse input and call the store and the engine.
 //! - [`telemetry`] — metrics and logs.
-//! - [`cli`] — the `hookd` command line (serve, keys, operators' commands).
+//! - [`cli`] — the `hookd` command line: parses arguments and dispatches.
+//! - `startup` — a server's start-up chores (data-dir lock, first admin key, operations
+//!   channel) and its loop that picks up changes made with `hookd` commands.
 //! - [`ops`] — for operators: status, delivery repair and backup commands, and the
 //!   retention job that forgets finished deliveries.
 //!
@@ -30,13 +32,15 @@
 //!    ([`store::deliveries::enqueue_event`]). The writer commits it durably (fsync, shared
 //!    with whatever else was waiting) before the API answers.
 //! 3. The handler wakes those webhooks' actors ([`delivery::engine::Engine::wake`]).
-//! 4. Each actor claims its due deliveries (`delivering`), waits for the destination host's
-//!    rate limit, signs the exact stored bytes and POSTs them
+//! 4. Each actor claims its due deliveries (`delivering`, under a lease and a claim token;
+//!    [`store::claims`]), waits for the destination host's rate limit, signs the exact
+//!    stored bytes with the secrets live at that moment and POSTs them
 //!    ([`delivery::client::Sender::attempt`]).
 //! 5. The outcome goes back to the store without blocking the actor: `succeeded`, `pending`
 //!    again at the retry time ([`delivery::retry`]), or `failed` when the policy is
-//!    exhausted (which may auto-disable the webhook). A crash before that record leaves the
-//!    claim, which the next start releases, so the attempt is made again.
+//!    exhausted (which may auto-disable the webhook and tell the operations channel). A crash
+//!    before that record leaves the claim, which the next start releases, so the attempt is
+//!    made again; a claim lost while the server runs is released when its lease runs out.
 
 pub mod api;
 pub mod cli;
@@ -45,11 +49,11 @@ pub mod delivery;
 pub mod domain;
 pub mod events;
 pub mod ops;
+mod startup;
 pub mod store;
 pub mod telemetry;
 
 use std::future::Future;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -58,12 +62,8 @@ use crate::config::Config;
 use crate::delivery::DeliveryContext;
 use crate::delivery::client::Sender;
 use crate::delivery::engine::Engine;
-use crate::domain::time::now_ms;
-use crate::store::{Store, control, keys, notices};
+use crate::store::Store;
 use crate::telemetry::Telemetry;
-
-/// How often the server looks for changes made by the command line.
-const CONTROL_POLL: Duration = Duration::from_millis(250);
 
 /// Runs the server on `listener` until `shutdown` resolves, then shuts down in order:
 /// stop accepting requests, stop claiming, let attempts in flight finish and record them,
@@ -73,19 +73,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(&config)?;
+    let _lock = startup::lock_data_dir(&config)?;
     let store = Store::open(&config.data_dir).context("opening the database")?;
-    ensure_admin_key(&store, &config).await?;
-    let ops_webhook = config.ops_webhook.clone();
-    store
-        .write(move |c| {
-            let endpoint = ops_webhook
-                .as_ref()
-                .map(|(url, secret)| (url, secret.as_ref()));
-            notices::configure(c, endpoint, now_ms())
-        })
-        .await
-        .context("configuring the operations webhook")?;
+    startup::ensure_admin_key(&store, &config).await?;
+    startup::configure_operations_channel(&store, &config).await?;
     let telemetry = Telemetry::new();
     let sender = Sender::new(
         config.network.clone(),
@@ -111,7 +102,7 @@ pub async fn run(
         public_url: public_url.into(),
         idempotency: api::InFlight::default(),
     };
-    let background = tokio::spawn(background(store.clone(), engine.clone(), sender));
+    let background = tokio::spawn(startup::background(store.clone(), engine.clone(), sender));
     let retention = tokio::spawn(ops::retention::run(store.clone(), config.retention));
 
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "hookd is serving");
@@ -125,63 +116,5 @@ pub async fn run(
     engine.shutdown(engine_task).await;
     store.close().await;
     tracing::info!("stopped");
-    Ok(())
-}
-
-/// One server per data directory: a second one would claim the same deliveries.
-fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let path = config.data_dir.join("hookd.lock");
-    let file =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    file.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another hookd server is using {}",
-            config.data_dir.display()
-        )
-    })?;
-    Ok(file)
-}
-
-/// First start with no key at all: make an admin key, print it once, keep only its hash.
-async fn ensure_admin_key(store: &Store, config: &Config) -> anyhow::Result<()> {
-    if config.api_key.is_some() || store.read(keys::any_active).await? {
-        return Ok(());
-    }
-    let (key, secret) = store
-        .write(|c| keys::create(c, "bootstrap admin", now_ms()))
-        .await?;
-    println!(
-        "hookd: created the first admin API key (id {}); it is shown only this once:\n\n    {secret}\n",
-        key.id
-    );
-    Ok(())
-}
-
-/// Housekeeping while the server runs: pick up command-line changes, forget idle hosts.
-async fn background(store: Store, engine: Engine, sender: Sender) {
-    let mut ticks = tokio::time::interval(CONTROL_POLL);
-    let mut n: u64 = 0;
-    loop {
-        ticks.tick().await;
-        n += 1;
-        if let Err(error) = apply_control_signals(&store, &engine).await {
-            tracing::warn!(%error, "could not read control signals");
-        }
-        if n.is_multiple_of(240) {
-            sender.forget_idle_hosts();
-        }
-    }
-}
-
-async fn apply_control_signals(store: &Store, engine: &Engine) -> store::Result<()> {
-    if !store.read(control::any).await? {
-        return Ok(());
-    }
-    for webhook in store.write(control::take).await? {
-        engine.sync(webhook).await;
-        engine.wake(vec![webhook]);
-    }
     Ok(())
 }

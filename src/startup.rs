@@ -1,0 +1,91 @@
+//! Chores of a server's start and of its life beside the command line: one server per data
+//! directory, the first admin key, the operations channel's configuration, and the
+//! background loop that picks up changes made with `hookd` commands.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::delivery::client::Sender;
+use crate::delivery::engine::Engine;
+use crate::domain::time::now_ms;
+use crate::store::{self, Store, control, keys, notices};
+
+/// How often the server looks for changes made by the command line.
+const CONTROL_POLL: Duration = Duration::from_millis(250);
+
+/// One server per data directory: a second one would claim the same deliveries.
+pub(crate) fn lock_data_dir(config: &Config) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("hookd.lock");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another hookd server is using {}",
+            config.data_dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
+/// First start with no key at all: make an admin key, print it once, keep only its hash.
+pub(crate) async fn ensure_admin_key(store: &Store, config: &Config) -> anyhow::Result<()> {
+    if config.api_key.is_some() || store.read(keys::any_active).await? {
+        return Ok(());
+    }
+    let (key, secret) = store
+        .write(|c| keys::create(c, "bootstrap admin", now_ms()))
+        .await?;
+    println!(
+        "hookd: created the first admin API key (id {}); it is shown only this once:\n\n    {secret}\n",
+        key.id
+    );
+    Ok(())
+}
+
+/// Housekeeping while the server runs: pick up command-line changes, forget idle hosts.
+pub(crate) async fn background(store: Store, engine: Engine, sender: Sender) {
+    let mut ticks = tokio::time::interval(CONTROL_POLL);
+    let mut n: u64 = 0;
+    loop {
+        ticks.tick().await;
+        n += 1;
+        if let Err(error) = apply_control_signals(&store, &engine).await {
+            tracing::warn!(%error, "could not read control signals");
+        }
+        if n.is_multiple_of(240) {
+            sender.forget_idle_hosts();
+        }
+    }
+}
+
+async fn apply_control_signals(store: &Store, engine: &Engine) -> store::Result<()> {
+    if !store.read(control::any).await? {
+        return Ok(());
+    }
+    for webhook in store.write(control::take).await? {
+        engine.sync(webhook).await;
+        engine.wake(vec![webhook]);
+    }
+    Ok(())
+}
+
+/// Registers the operations webhook (`HOOKD_OPS_WEBHOOK_URL`), or switches it off.
+pub(crate) async fn configure_operations_channel(
+    store: &Store,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let endpoint = config.ops_webhook.clone();
+    store
+        .write(move |c| {
+            let endpoint = endpoint
+                .as_ref()
+                .map(|(url, secret)| (url, secret.as_ref()));
+            notices::configure(c, endpoint, now_ms())
+        })
+        .await
+        .context("configuring the operations webhook")
+}
