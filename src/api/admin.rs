@@ -18,7 +18,7 @@ use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
 use crate::domain::{DeliveryId, SurveyId, WebhookId};
 use crate::store::deliveries::DeliveryStatus;
 use crate::store::delivery_log::{self, DeliveryFilter};
-use crate::store::ops::{self, StatusCounts, WebhookState, WebhookSummary};
+use crate::store::overview::{self, StatusCounts, WebhookState, WebhookSummary};
 use crate::store::{StoreError, audit};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -149,7 +149,10 @@ impl QueueView {
     responses((status = 200, body = QueueView), (status = 401, body = ErrorBody)))]
 async fn queue(State(app): State<AppState>) -> ApiResult<Json<QueueView>> {
     let now = now_ms();
-    let rows = app.store.read(move |c| ops::queue_summary(c, now)).await?;
+    let rows = app
+        .store
+        .read(move |c| overview::queue_summary(c, now))
+        .await?;
     Ok(Json(QueueView::new(&rows, now)))
 }
 
@@ -232,7 +235,10 @@ const CHART_MINUTES: i64 = 60;
 async fn throughput(State(app): State<AppState>) -> ApiResult<Json<ThroughputView>> {
     let current = now_ms() / MINUTE_MS * MINUTE_MS;
     let first = current - (CHART_MINUTES - 1) * MINUTE_MS;
-    let rows = app.store.read(move |c| ops::throughput(c, first)).await?;
+    let rows = app
+        .store
+        .read(move |c| overview::throughput(c, first))
+        .await?;
     let minutes = (0..CHART_MINUTES)
         .map(|i| {
             let minute = first + i * MINUTE_MS;
@@ -292,7 +298,7 @@ async fn recent_deliveries(
         .read(move |c| {
             let rows = delivery_log::list(c, &filter, page.limit + 1)?;
             let ids: Vec<DeliveryId> = rows.iter().map(|d| d.id).collect();
-            Ok::<_, StoreError>((rows, ops::attempts_of(c, &ids)?))
+            Ok::<_, StoreError>((rows, overview::attempts_of(c, &ids)?))
         })
         .await?;
     let (rows, next) = paginate(rows, page.limit, |d| d.id.to_string());

@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::admin::QueueView;
 use crate::domain::time::now_ms;
-use crate::store::ops;
+use crate::store::overview;
 use crate::telemetry::QueueGauges;
 
 const HTML: &str = include_str!("assets/operator.html");
@@ -91,7 +91,11 @@ fn sha256_source(text: &str) -> String {
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 async fn metrics(State(app): State<AppState>) -> Response {
     let now = now_ms();
-    match app.store.read(move |c| ops::queue_summary(c, now)).await {
+    match app
+        .store
+        .read(move |c| overview::queue_summary(c, now))
+        .await
+    {
         Ok(rows) => {
             let queue = QueueView::new(&rows, now);
             let actors = app.engine.actor_count().await as u64;

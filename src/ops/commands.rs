@@ -14,7 +14,7 @@ use crate::domain::time::{format_ms, now_ms};
 use crate::domain::{DeliveryId, WebhookId};
 use crate::store::deliveries::DeliveryStatus;
 use crate::store::delivery_log::{self, Delivery, DeliveryFilter};
-use crate::store::ops::WebhookState;
+use crate::store::overview::WebhookState;
 use crate::store::{self, StoreError, control, webhooks};
 
 #[derive(Debug, Subcommand)]

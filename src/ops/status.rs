@@ -8,7 +8,7 @@ use super::DataDir;
 use super::table::{Align, Table, duration, relative};
 use crate::api::QueueView;
 use crate::domain::time::{Millis, format_ms, now_ms};
-use crate::store::ops::{self, WebhookState, WebhookSummary};
+use crate::store::overview::{self, WebhookState, WebhookSummary};
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
@@ -20,7 +20,7 @@ pub struct StatusArgs {
 pub fn run(args: &StatusArgs, data: &DataDir) -> anyhow::Result<()> {
     let conn = super::open_existing(data)?;
     let now = now_ms();
-    let rows = ops::queue_summary(&conn, now)?;
+    let rows = overview::queue_summary(&conn, now)?;
     if args.json {
         println!(
             "{}",
@@ -109,7 +109,7 @@ pub fn render(rows: &[WebhookSummary], now: Millis) -> String {
 mod tests {
     use super::*;
     use crate::domain::{SurveyId, WebhookId};
-    use crate::store::ops::StatusCounts;
+    use crate::store::overview::StatusCounts;
 
     fn summary(name: &str, state: WebhookState) -> WebhookSummary {
         WebhookSummary {

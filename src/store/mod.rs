@@ -23,7 +23,7 @@ pub mod idempotency;
 pub mod invitations;
 pub mod keys;
 pub mod notices;
-pub mod ops;
+pub mod overview;
 pub mod retention;
 pub mod surveys;
 pub mod webhooks;
