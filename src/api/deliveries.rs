@@ -22,6 +22,7 @@ use crate::store;
 use crate::store::audit::{self, Entry};
 use crate::store::deliveries::DeliveryStatus;
 use crate::store::delivery_log::{self, Attempt, Delivery, DeliveryFilter};
+use crate::store::repairs;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -239,7 +240,7 @@ async fn retry_delivery(
     let work = move |c: &rusqlite::Connection| {
         delivery_log::get(c, webhook.id, delivery_id)?;
         let now = now_ms();
-        let retried = delivery_log::retry(c, delivery_id, now)?;
+        let retried = repairs::retry(c, delivery_id, now)?;
         let entry = Entry {
             actor: &actor,
             action: "delivery.retried",
@@ -297,7 +298,7 @@ async fn replay(
     let webhook_id = webhook.id;
     let work = move |c: &rusqlite::Connection| {
         let now = now_ms();
-        let queued = delivery_log::replay(c, &webhook, since, now)?;
+        let queued = repairs::replay(c, &webhook, since, now)?;
         let entry = Entry {
             actor: &actor,
             action: "webhook.replayed",

@@ -15,6 +15,7 @@ use crate::domain::{DeliveryId, WebhookId};
 use crate::store::deliveries::DeliveryStatus;
 use crate::store::delivery_log::{self, Delivery, DeliveryFilter};
 use crate::store::overview::WebhookState;
+use crate::store::repairs;
 use crate::store::{self, StoreError, control, webhooks};
 
 #[derive(Debug, Subcommand)]
@@ -159,7 +160,7 @@ fn retry(conn: &mut Connection, id: &str) -> anyhow::Result<()> {
     let id: DeliveryId = parse_id(id, "delivery")?;
     let (delivery, active) = store::with_transaction(conn, |c| {
         let now = now_ms();
-        let delivery = delivery_log::retry(c, id, now)?;
+        let delivery = repairs::retry(c, id, now)?;
         control::signal(c, delivery.webhook_id, now)?;
         audit_cli(c, "delivery.retried", "delivery", id.to_string())?;
         let active = webhooks::find(c, delivery.webhook_id)?.is_some_and(|w| w.is_active);

@@ -24,6 +24,7 @@ pub mod invitations;
 pub mod keys;
 pub mod notices;
 pub mod overview;
+pub mod repairs;
 pub mod retention;
 pub mod surveys;
 pub mod webhooks;
