@@ -15,7 +15,7 @@
 //! - [`load`] — closed-loop (N requests, C concurrent clients) and open-loop (fixed rate)
 //!   drivers, with progress bars.
 //! - [`report`] — percentiles and the output: table and JSON lines.
-//! - [`scenarios`] — ingest, throughput, latency, isolation, recovery, scale.
+//! - [`scenarios`] — ingest, throughput, fifo, latency, isolation, recovery, scale.
 //!
 //! Every loop is bounded in count and in time ([`Options::deadline`]) and stops by itself;
 //! every `hookd` process is killed when its [`server::Server`] is dropped.
@@ -42,6 +42,8 @@ pub enum Scenario {
     Ingest,
     /// Deliveries per second end to end, to a receiver that answers at once.
     Throughput,
+    /// The same to one webhook with `"ordering": "fifo"` (one attempt at a time).
+    Fifo,
     /// Event-to-receiver latency percentiles at a fixed event rate (open loop).
     Latency,
     /// Healthy webhooks' latency beside one whose receiver hangs past the timeout.
@@ -55,9 +57,10 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 6] = [
+    pub const EACH: [Scenario; 7] = [
         Self::Ingest,
         Self::Throughput,
+        Self::Fifo,
         Self::Latency,
         Self::Isolation,
         Self::Recovery,
@@ -68,6 +71,7 @@ impl Scenario {
         match self {
             Self::Ingest => "ingest",
             Self::Throughput => "throughput",
+            Self::Fifo => "fifo",
             Self::Latency => "latency",
             Self::Isolation => "isolation",
             Self::Recovery => "recovery",
@@ -145,6 +149,7 @@ pub async fn run_one(scenario: Scenario, options: &Options) -> anyhow::Result<Ve
     let result = match scenario {
         Scenario::Ingest => scenarios::ingest::run(options).await,
         Scenario::Throughput => scenarios::throughput::run(options).await,
+        Scenario::Fifo => scenarios::fifo::run(options).await,
         Scenario::Latency => scenarios::latency::run(options).await,
         Scenario::Isolation => scenarios::isolation::run(options).await,
         Scenario::Recovery => scenarios::recovery::run(options).await,

@@ -14,7 +14,7 @@ use hookd_bench::{Options, Scenario};
     name = "hookd-bench",
     about = "Benchmarks the real hookd binary through its public API",
     after_help = "Sizes: ingest = requests per variant (20,000); throughput = deliveries per \
-                  variant (100,000); latency = events (30,000); isolation = events per run \
+                  variant (100,000); fifo = deliveries (50,000); latency = events (30,000); isolation = events per run \
                   (6,000); recovery = pending deliveries (100,000); scale = surveys, 10 \
                   webhooks each (1,000)."
 )]

@@ -195,6 +195,14 @@ pub fn cpu_time(stat_path: &str) -> Duration {
     Duration::from_millis(total * 1000 / TICKS_PER_SECOND)
 }
 
+/// A webhook's `ordering`: `concurrent` (the default) or `fifo` (one attempt at a time, in
+/// the order the events were stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOrder {
+    Concurrent,
+    Fifo,
+}
+
 /// The public API, as a kiosk or the HIS integration would call it.
 #[derive(Clone)]
 pub struct Api {
@@ -268,17 +276,39 @@ impl Api {
         id_of(&created)
     }
 
-    /// A webhook for completed responses to `url`; returns its id.
+    /// A concurrent webhook for completed responses to `url`; returns its id.
     pub async fn create_webhook(
         &self,
         survey: &str,
         url: &str,
         active: bool,
     ) -> anyhow::Result<String> {
-        let body = json!({"name": "HIS", "url": url, "events": ["survey.response_completed"],
+        self.create_ordered_webhook(survey, url, active, DeliveryOrder::Concurrent)
+            .await
+    }
+
+    /// A webhook for completed responses to `url` with the given ordering; returns its id.
+    pub async fn create_ordered_webhook(
+        &self,
+        survey: &str,
+        url: &str,
+        active: bool,
+        order: DeliveryOrder,
+    ) -> anyhow::Result<String> {
+        let mut body = json!({"name": "HIS", "url": url, "events": ["survey.response_completed"],
             "isActive": active});
+        // Sent only when not the default, so the body stays the one that servers from before
+        // the field accept.
+        if order == DeliveryOrder::Fifo {
+            body["ordering"] = json!("fifo");
+        }
         let path = format!("/api/surveys/{survey}/webhooks");
-        id_of(&self.expect(Method::POST, &path, body, 201).await?)
+        let created = self.expect(Method::POST, &path, body, 201).await?;
+        // A server from before FIFO webhooks would ignore the field and measure another thing.
+        if order == DeliveryOrder::Fifo && created["ordering"] != "fifo" {
+            bail!("this hookd did not create a FIFO webhook (it answered {created})");
+        }
+        id_of(&created)
     }
 
     pub async fn set_active(

@@ -95,6 +95,15 @@ async fn throughput_delivers_the_whole_backlog() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_delivers_the_whole_backlog_in_order() {
+    let reports = run(Scenario::Fifo, 20).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(figure(&reports[0], "deliveries"), &json!(20));
+    assert_eq!(figure(&reports[0], "out_of_order"), &json!(0));
+    assert!(figure(&reports[0], "deliveries_per_s").is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_reports_percentiles() {
     let reports = run(Scenario::Latency, 40).await;
     assert_eq!(figure(&reports[0], "errors"), &json!(0));

@@ -12,7 +12,7 @@ use super::{CpuMeter, launch, submit_many, survey_with_webhooks};
 use crate::Options;
 use crate::receiver::Receiver;
 use crate::report::{Percentiles, Report};
-use crate::server::Server;
+use crate::server::{DeliveryOrder, Server};
 
 /// Default requests per variant.
 pub const DEFAULT_SIZE: u64 = 20_000;
@@ -51,7 +51,7 @@ async fn variant(
             receiver.gate_url(i)
         }
     });
-    let (survey, _) = survey_with_webhooks(&server.api, urls, true).await?;
+    let (survey, _) = survey_with_webhooks(&server.api, urls, DeliveryOrder::Concurrent).await?;
 
     let cpu = CpuMeter::start(&server);
     let state = if receiver_up { "up" } else { "down" };

@@ -15,7 +15,7 @@ use crate::Options;
 use crate::load;
 use crate::receiver::Receiver;
 use crate::report::{Percentiles, Report};
-use crate::server::Server;
+use crate::server::{DeliveryOrder, Server};
 
 /// Default events per run (30 s at the default rate).
 pub const DEFAULT_SIZE: u64 = 6_000;
@@ -111,7 +111,7 @@ async fn one_run(options: &Options, n: u64, rate: u64, with_hang: bool) -> anyho
     if with_hang {
         urls.push(receiver.hang_url(HEALTHY));
     }
-    let (survey, _) = survey_with_webhooks(&server.api, urls, true).await?;
+    let (survey, _) = survey_with_webhooks(&server.api, urls, DeliveryOrder::Concurrent).await?;
 
     let cpu = CpuMeter::start(&server);
     let sent = paced(&server.api, &survey, n, rate, options).await;

@@ -14,7 +14,7 @@ use crate::Options;
 use crate::load::{self, OpenLoop};
 use crate::receiver::{Arrival, Receiver};
 use crate::report::{Percentiles, Report};
-use crate::server::{Api, Server};
+use crate::server::{Api, DeliveryOrder, Server};
 
 /// Default events (30 s at the default rate).
 pub const DEFAULT_SIZE: u64 = 30_000;
@@ -27,7 +27,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
     let receiver = Receiver::start(Duration::from_secs(1)).await?;
     let dir = tempfile::tempdir()?;
     let server = Server::start(&launch(options, dir.path(), &[])).await?;
-    let (survey, _) = survey_with_webhooks(&server.api, [receiver.ok_url(0)], true).await?;
+    let (survey, _) =
+        survey_with_webhooks(&server.api, [receiver.ok_url(0)], DeliveryOrder::Concurrent).await?;
 
     let cpu = CpuMeter::start(&server);
     let sent = paced(&server.api, &survey, n, rate, options).await;

@@ -3,9 +3,10 @@
 //! [`Report`](crate::Report) per variant.
 //!
 //! Sizes (`--size`): ingest = requests per variant; throughput = deliveries per variant;
-//! latency = events; isolation = events per run; recovery = pending deliveries;
+//! fifo = deliveries; latency = events; isolation = events per run; recovery = pending deliveries;
 //! scale = surveys (10 webhooks each).
 
+pub mod fifo;
 pub mod ingest;
 pub mod isolation;
 pub mod latency;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::Options;
 use crate::load::{self, ClosedLoop};
 use crate::report::Report;
-use crate::server::{Api, Launch, Server, cpu_time};
+use crate::server::{Api, DeliveryOrder, Launch, Server, cpu_time};
 
 /// The launch settings for a data directory: the options' extra settings, then the
 /// scenario's own (which must win: they are what the scenario measures).
@@ -107,16 +108,19 @@ async fn submit_many(
     Ok(run)
 }
 
-/// A survey with one webhook per URL.
+/// A survey with one active webhook per URL, each with the given ordering.
 async fn survey_with_webhooks(
     api: &Api,
     urls: impl IntoIterator<Item = String>,
-    active: bool,
+    order: DeliveryOrder,
 ) -> anyhow::Result<(String, Vec<String>)> {
     let survey = api.create_survey("Bench survey").await?;
     let mut ids = Vec::new();
     for url in urls {
-        ids.push(api.create_webhook(&survey, &url, active).await?);
+        ids.push(
+            api.create_ordered_webhook(&survey, &url, true, order)
+                .await?,
+        );
     }
     Ok((survey, ids))
 }

@@ -17,7 +17,7 @@ use crate::Options;
 use crate::load::{self, RssSampler};
 use crate::receiver::Receiver;
 use crate::report::Report;
-use crate::server::Server;
+use crate::server::{DeliveryOrder, Server};
 
 /// Default pending deliveries.
 pub const DEFAULT_SIZE: u64 = 100_000;
@@ -33,7 +33,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
     let throttled = [("HOOKD_HOST_RATE_LIMIT", "1".to_owned())];
     let first = Server::start(&launch(options, dir.path(), &throttled)).await?;
     let urls = (0..WEBHOOKS).map(|i| receiver.ok_url(i));
-    let (survey, _) = survey_with_webhooks(&first.api, urls, true).await?;
+    let (survey, _) = survey_with_webhooks(&first.api, urls, DeliveryOrder::Concurrent).await?;
     let what = format!("loading {total} deliveries");
     let load = submit_many(&first.api, &[survey], events, options, &what).await?;
     ensure!(

@@ -15,9 +15,9 @@ use anyhow::ensure;
 use super::{CpuMeter, launch, ms_between, submit_many, survey_with_webhooks};
 use crate::Options;
 use crate::load;
-use crate::receiver::Receiver;
+use crate::receiver::{Arrival, Receiver};
 use crate::report::Report;
-use crate::server::Server;
+use crate::server::{DeliveryOrder, Server};
 
 /// Default deliveries per variant.
 pub const DEFAULT_SIZE: u64 = 100_000;
@@ -26,12 +26,32 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
     let size = options.size_or(DEFAULT_SIZE);
     let mut reports = Vec::new();
     for webhooks in [1, 10] {
-        reports.push(variant(options, size, webhooks).await?);
+        let backlog = Backlog {
+            scenario: "throughput",
+            webhooks,
+            order: DeliveryOrder::Concurrent,
+        };
+        reports.push(deliver_backlog(options, size, &backlog).await?);
     }
     Ok(reports)
 }
 
-async fn variant(options: &Options, size: u64, webhooks: u32) -> anyhow::Result<Report> {
+/// What a backlog run delivers to: its webhooks (all on one survey) and their ordering, and
+/// the scenario its report is named after (`fifo` runs the same method).
+pub(super) struct Backlog {
+    pub scenario: &'static str,
+    pub webhooks: u32,
+    pub order: DeliveryOrder,
+}
+
+/// Pre-loads about `size` deliveries while the receiver is down, opens it and times the
+/// drain from its return to the last arrival.
+pub(super) async fn deliver_backlog(
+    options: &Options,
+    size: u64,
+    backlog: &Backlog,
+) -> anyhow::Result<Report> {
+    let webhooks = backlog.webhooks;
     let events = size.div_ceil(u64::from(webhooks));
     let total = events * u64::from(webhooks);
     let receiver = Receiver::start(Duration::from_secs(1)).await?;
@@ -40,7 +60,7 @@ async fn variant(options: &Options, size: u64, webhooks: u32) -> anyhow::Result<
     let server = Server::start(&launch(options, dir.path(), &own)).await?;
     let api = &server.api;
     let urls = (0..webhooks).map(|i| receiver.gate_url(i));
-    let (survey, _) = survey_with_webhooks(api, urls, true).await?;
+    let (survey, _) = survey_with_webhooks(api, urls, backlog.order).await?;
 
     let what = format!("pre-loading {events} events");
     let preload = submit_many(api, std::slice::from_ref(&survey), events, options, &what).await?;
@@ -73,7 +93,7 @@ async fn variant(options: &Options, size: u64, webhooks: u32) -> anyhow::Result<
         .as_secs_f64()
         .max(1e-9);
 
-    let mut report = Report::new("throughput");
+    let mut report = Report::new(backlog.scenario);
     report
         .add("webhooks", webhooks)
         .add("deliveries", total)
@@ -89,7 +109,28 @@ async fn variant(options: &Options, size: u64, webhooks: u32) -> anyhow::Result<
             receiver.ok_count() - receiver.unique_ok() as u64,
         )
         .add("preload_acks_per_s", preload.per_second());
+    if backlog.order == DeliveryOrder::Fifo {
+        report.add("out_of_order", out_of_order(&arrivals));
+    }
     cpu.add_to(&mut report);
     server.kill()?;
     Ok(report)
+}
+
+/// Arrivals whose event was stored before one that arrived earlier (by the body's
+/// `timestamp`, at hookd's 1 ms resolution): 0 when a FIFO webhook kept its order.
+fn out_of_order(arrivals: &[Arrival]) -> u64 {
+    let mut latest = i64::MIN;
+    let mut late = 0;
+    for event_ms in arrivals
+        .iter()
+        .filter(|a| !a.hung)
+        .filter_map(|a| a.event_ms)
+    {
+        if event_ms < latest {
+            late += 1;
+        }
+        latest = latest.max(event_ms);
+    }
+    late
 }
