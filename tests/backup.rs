@@ -17,10 +17,7 @@ const WAIT: Duration = Duration::from_secs(15);
 async fn a_backup_taken_under_load_restores_into_a_working_server() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     let app = Arc::new(app);
     let stop = Arc::new(AtomicBool::new(false));
     let load = {

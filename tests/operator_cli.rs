@@ -37,9 +37,8 @@ async fn hookd_err(data_dir: &Path, args: &[&str]) -> String {
 /// A webhook that is never retried (`retryPolicy: []`) whose one delivery failed against
 /// a receiver answering 500. Returns (survey, webhook, delivery).
 async fn failed_delivery(app: &TestApp, receiver: &Receiver) -> (String, String, String) {
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({"retryPolicy": []}))
+    let (survey, webhook) = app
+        .survey_with_webhook(receiver, json!({"retryPolicy": []}))
         .await;
     app.complete_response(&survey, 2).await;
     let delivery = wait_for_status(app, &survey, &webhook, "failed").await;
@@ -192,10 +191,7 @@ async fn a_retry_from_the_command_line_reaches_a_running_server_at_once() {
 
 /// A webhook disabled by a 410 with one paused delivery; the receiver heals afterwards.
 async fn disabled_webhook(app: &TestApp, receiver: &Receiver) -> (String, String) {
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(receiver, json!({})).await;
     app.complete_response(&survey, 3).await;
     wait_until("the 410 disabled the webhook", WAIT, || async {
         let (_, hook) = app

@@ -204,6 +204,16 @@ impl Api {
         created["id"].as_str().unwrap().to_owned()
     }
 
+    /// The usual scene: a survey and one webhook for its completed responses to `receiver`'s
+    /// `/hook`, with `extra` fields; returns (survey, webhook).
+    pub async fn survey_with_webhook(&self, receiver: &Receiver, extra: Value) -> (String, String) {
+        let survey = self.create_survey().await;
+        let webhook = self
+            .create_webhook(&survey, &receiver.url("/hook"), extra)
+            .await;
+        (survey, webhook)
+    }
+
     /// Submits a completed kiosk response; returns its id.
     pub async fn complete_response(&self, survey: &str, stars: u8) -> String {
         let (status, body) = self

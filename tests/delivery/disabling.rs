@@ -13,9 +13,8 @@ async fn exhausted_deliveries_fail_and_enough_of_them_disable_the_webhook_until_
     args.auto_disable_after = Some(2);
     let app = spawn_app_with(args, Some(dir)).await;
     let receiver = Receiver::scripted(|_, _| Reply::status(500)).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({"retryPolicy": []}))
+    let (survey, webhook) = app
+        .survey_with_webhook(&receiver, json!({"retryPolicy": []}))
         .await;
     app.complete_response(&survey, 1).await;
     wait_until("the first delivery failed", WAIT, || async {
@@ -100,10 +99,7 @@ async fn exhausted_deliveries_fail_and_enough_of_them_disable_the_webhook_until_
 async fn a_410_disables_the_webhook_at_once_and_its_deliveries_wait_paused() {
     let app = spawn_app().await;
     let receiver = Receiver::scripted(|_, _| Reply::status(410)).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     app.complete_response(&survey, 3).await;
     wait_until("the webhook is disabled", WAIT, || async {
         webhook_view(&app, &survey, &webhook).await["isActive"] == false

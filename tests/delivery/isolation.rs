@@ -156,10 +156,7 @@ async fn a_webhook_never_has_more_attempts_in_flight_than_its_bound_nor_one_deli
     args.max_in_flight = Some(2);
     let app = spawn_app_with(args, Some(dir)).await;
     let receiver = Receiver::scripted(|_, _| Reply::ok().after(Duration::from_millis(100))).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     for stars in 1..=5 {
         app.complete_response(&survey, stars).await;
         app.complete_response(&survey, stars).await;

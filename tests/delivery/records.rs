@@ -13,10 +13,7 @@ use crate::{WAIT, delivery_detail};
 async fn long_response_bodies_are_kept_to_4096_bytes() {
     let app = spawn_app().await;
     let receiver = Receiver::scripted(|_, _| Reply::ok().body("x".repeat(10 * 1024))).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     let (status, detail) = app
         .post(
             &format!("/api/surveys/{survey}/webhooks/{webhook}/test"),
@@ -76,10 +73,7 @@ async fn the_test_route_sends_once_records_and_never_retries() {
 async fn a_retry_resends_the_same_delivery_with_the_same_bytes() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     app.complete_response(&survey, 5).await;
     wait_until("delivered", WAIT, || async {
         app.deliveries(&survey, &webhook).await[0]["status"] == "succeeded"
@@ -110,10 +104,7 @@ async fn a_retry_resends_the_same_delivery_with_the_same_bytes() {
 async fn deliveries_are_listed_newest_first_with_filters_and_a_cursor() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     for stars in 1..=5 {
         app.complete_response(&survey, stars).await;
     }

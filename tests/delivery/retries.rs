@@ -104,9 +104,8 @@ async fn redirects_are_not_followed_and_count_as_failures() {
         }
     })
     .await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({"retryPolicy": []}))
+    let (survey, webhook) = app
+        .survey_with_webhook(&receiver, json!({"retryPolicy": []}))
         .await;
     app.complete_response(&survey, 3).await;
     wait_until("the delivery failed", WAIT, || async {
@@ -131,10 +130,7 @@ async fn redirects_are_not_followed_and_count_as_failures() {
 async fn an_attempt_that_outlasts_the_timeout_fails_as_timed_out() {
     let app = spawn_app().await; // delivery timeout 2 s
     let receiver = Receiver::scripted(|_, _| Reply::ok().after(Duration::from_secs(4))).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     let (status, detail) = app
         .post(
             &format!("/api/surveys/{survey}/webhooks/{webhook}/test"),

@@ -29,10 +29,7 @@ fn abandon_claim(data_dir: &Path, delivery: &str) {
 /// A survey with a webhook to `receiver` and one delivery that succeeded: (survey, webhook,
 /// delivery).
 async fn one_delivered(app: &TestApp, receiver: &Receiver) -> (String, String, String) {
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(receiver, json!({})).await;
     app.complete_response(&survey, 5).await;
     wait_until("the delivery succeeded", WAIT, || async {
         app.count_with_status(&survey, &webhook, "succeeded").await == 1
@@ -104,10 +101,7 @@ async fn a_test_delivery_whose_caller_gives_up_is_still_sent_and_recorded() {
     let gate = Gate::new();
     let held = gate.clone();
     let receiver = Receiver::scripted(move |_, _| Reply::ok().held(&held)).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     let impatient = app
         .api
         .client
@@ -136,10 +130,7 @@ async fn a_test_delivery_whose_caller_gives_up_is_still_sent_and_recorded() {
 async fn an_outcome_the_store_refuses_is_written_again_not_dropped() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     // A real SQLite failure, switched on and off by the test: every attempt record aborts
     // while the `fault` table has a row.
     let db = rusqlite::Connection::open(app.data_dir.join("hookd.db")).unwrap();

@@ -28,10 +28,7 @@ async fn disabling_and_re_enabling_a_webhook_send_signed_operational_events() {
     args.ops_webhook_secret = Some(OPS_SECRET.into());
     let app = spawn_app_with(args, Some(dir)).await;
     let receiver = Receiver::scripted(|_, _| Reply::status(410)).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     app.complete_response(&survey, 1).await;
     wait_until(
         "the notice of the disable arrives, retried",

@@ -71,10 +71,7 @@ async fn a_webhook_disabled_by_hookd_collects_paused_deliveries_and_re_enabling_
 async fn an_operator_switch_off_collects_nothing_even_after_hookd_disabled_the_webhook() {
     let app = spawn_app().await;
     let receiver = Receiver::scripted(|_, _| Reply::status(410)).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     let path = format!("/api/surveys/{survey}/webhooks/{webhook}");
     app.complete_response(&survey, 1).await;
     wait_until("the 410 disabled the webhook", WAIT, || async {

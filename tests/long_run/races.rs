@@ -24,10 +24,7 @@ async fn re_enabling_a_webhook_while_its_actor_is_still_stopping_leaves_it_deliv
         _ => Reply::ok(),
     })
     .await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     let path = format!("/api/surveys/{survey}/webhooks/{webhook}");
     app.complete_response(&survey, 1).await;
     app.complete_response(&survey, 2).await;
@@ -56,10 +53,7 @@ async fn nothing_is_sent_after_deactivation_nor_after_delete_with_attempts_in_fl
     let gate = Gate::new();
     let held = gate.clone();
     let receiver = Receiver::scripted(move |_, _| Reply::ok().held(&held)).await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({}))
-        .await;
+    let (survey, webhook) = app.survey_with_webhook(&receiver, json!({})).await;
     let path = format!("/api/surveys/{survey}/webhooks/{webhook}");
     for stars in 1..=3 {
         app.complete_response(&survey, stars).await;

@@ -16,9 +16,8 @@ async fn the_previous_secret_stops_signing_when_its_overlap_ends_without_a_resta
     args.secret_overlap_seconds = Some(2);
     let app = spawn_app_with(args, Some(dir)).await;
     let receiver = Receiver::start().await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({"secret": OLD}))
+    let (survey, webhook) = app
+        .survey_with_webhook(&receiver, json!({"secret": OLD}))
         .await;
     let (status, _) = app
         .patch(
@@ -64,9 +63,8 @@ async fn the_previous_secret_stops_signing_when_its_overlap_ends_without_a_resta
 async fn removing_the_secret_stops_all_signing_at_once() {
     let app = crate::common::spawn_app().await;
     let receiver = Receiver::start().await;
-    let survey = app.create_survey().await;
-    let webhook = app
-        .create_webhook(&survey, &receiver.url("/hook"), json!({"secret": OLD}))
+    let (survey, webhook) = app
+        .survey_with_webhook(&receiver, json!({"secret": OLD}))
         .await;
     let (status, view) = app
         .patch(
