@@ -94,14 +94,14 @@ pub async fn run(
     };
     let (engine, engine_task) = Engine::start(ctx).await?;
     let public_url = config.public_base(listener.local_addr()?);
-    let state = api::AppState {
+    let state = api::AppState::new(api::App {
         store: store.clone(),
         engine: engine.clone(),
         config: config.clone().into(),
         telemetry,
         public_url: public_url.into(),
         idempotency: api::InFlight::default(),
-    };
+    });
     let background = tokio::spawn(startup::background(store.clone(), engine.clone(), sender));
     let retention = tokio::spawn(ops::retention::run(store.clone(), config.retention));
 
