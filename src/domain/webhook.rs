@@ -412,3 +412,13 @@ impl DeliveryOrder {
             .find(|order| order.as_str() == text)
     }
 }
+
+/// Read straight from its column, without an allocation (it is read for every event).
+impl rusqlite::types::FromSql for DeliveryOrder {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        Self::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown ordering `{text}`").into())
+        })
+    }
+}

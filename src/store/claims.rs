@@ -201,15 +201,6 @@ pub fn expired_claims(conn: &Connection, now: Millis) -> Result<Vec<ExpiredClaim
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// How many claims are past their lease (operators' views).
-pub fn count_expired_claims(conn: &Connection, now: Millis) -> Result<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM deliveries WHERE status = 'delivering' AND lease_expires_at < ?1",
-        )?
-        .query_row([now], |row| row.get(0))?)
-}
-
 /// Settles claims that nobody works on any more: a delivery goes back to `pending` to be
 /// attempted again; a test delivery (never retried) fails. A claim that no longer holds is
 /// left alone.

@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
-use super::claims::ClaimedDelivery;
+use super::claims::{Claim, ClaimedDelivery};
 use super::webhooks::{self, Webhook};
 use crate::domain::time::Millis;
 use crate::domain::{DeliveryId, DeliveryOrder, EventId, EventType, SurveyId, WebhookId};
@@ -170,6 +170,16 @@ pub struct AttemptRecord {
     pub next: NextStep,
     /// Test deliveries never count towards auto-disable.
     pub is_test: bool,
+}
+
+impl AttemptRecord {
+    /// The claim the attempt was made under.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            delivery_id: self.delivery_id,
+            token: self.claim_token,
+        }
+    }
 }
 
 /// What recording an attempt did to its webhook.

@@ -97,21 +97,13 @@ pub fn queue_summary(conn: &Connection, now: Millis) -> Result<Vec<WebhookSummar
         let is_active: bool = row.get(4)?;
         let disabled_at: Option<Millis> = row.get(5)?;
         let state = WebhookState::of(is_active, disabled_at);
-        let ordering: String = row.get(8)?;
-        let ordering = DeliveryOrder::parse(&ordering).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                8,
-                rusqlite::types::Type::Text,
-                format!("unknown ordering `{ordering}`").into(),
-            )
-        })?;
         Ok(WebhookSummary {
             webhook_id: row.get(0)?,
             survey_id: row.get(1)?,
             name: row.get(2)?,
             url: row.get(3)?,
             state,
-            ordering,
+            ordering: row.get(8)?,
             disabled_at,
             disabled_reason: row.get(6)?,
             consecutive_failures: row.get(7)?,

@@ -43,12 +43,6 @@ impl Webhook {
             previous: self.previous_secret.clone(),
         }
     }
-
-    /// Disabled by hookd itself (failures, 410), not switched off by an operator: such a
-    /// webhook keeps collecting deliveries, paused.
-    pub fn is_auto_disabled(&self) -> bool {
-        !self.is_active && self.disabled_reason.is_some()
-    }
 }
 
 /// A webhook to register, already validated.
@@ -82,7 +76,7 @@ const COLUMNS: &str = "id, survey_id, name, url, events, secret, previous_secret
     previous_secret_expires_at, headers, is_active, retry_policy, consecutive_failures, \
     disabled_at, disabled_reason, created_at, updated_at, ordering";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<(Webhook, [String; 4])> {
+fn from_row(row: &Row<'_>) -> rusqlite::Result<(Webhook, [String; 3])> {
     let previous: Option<String> = row.get(6)?;
     let previous_until: Option<Millis> = row.get(7)?;
     Ok((
@@ -102,20 +96,16 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<(Webhook, [String; 4])> {
             consecutive_failures: row.get(11)?,
             disabled_at: row.get(12)?,
             disabled_reason: row.get(13)?,
-            ordering: DeliveryOrder::default(),
+            ordering: row.get(16)?,
             created_at: row.get(14)?,
             updated_at: row.get(15)?,
         },
-        [row.get(4)?, row.get(8)?, row.get(10)?, row.get(16)?],
+        [row.get(4)?, row.get(8)?, row.get(10)?],
     ))
 }
 
 /// Finishes a row: decodes its JSON columns.
-fn decode(
-    (mut hook, [events, headers, policy, ordering]): (Webhook, [String; 4]),
-) -> Result<Webhook> {
-    hook.ordering = DeliveryOrder::parse(&ordering)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown ordering `{ordering}`")))?;
+fn decode((mut hook, [events, headers, policy]): (Webhook, [String; 3])) -> Result<Webhook> {
     let names: Vec<String> = from_json(&events)?;
     hook.events = names.iter().filter_map(|n| EventType::parse(n)).collect();
     hook.headers = CustomHeaders::from_stored(from_json(&headers)?);
@@ -406,19 +396,13 @@ pub fn subscribers(
          AND (is_active = 1 OR disabled_reason IS NOT NULL) AND instr(events, ?2) > 0 ORDER BY id",
     )?;
     let rows = stmt.query_map(params![survey_id, pattern], |row| {
-        Ok((row.get(0)?, row.get::<_, String>(1)?, row.get(2)?))
-    })?;
-    rows.map(|row| {
-        let (id, ordering, is_active) = row?;
-        let ordering = DeliveryOrder::parse(&ordering)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown ordering `{ordering}`")))?;
         Ok(Subscriber {
-            id,
-            ordering,
-            is_active,
+            id: row.get(0)?,
+            ordering: row.get(1)?,
+            is_active: row.get(2)?,
         })
-    })
-    .collect()
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Whether a survey has this webhook (for routes nested under a survey).

@@ -28,10 +28,7 @@ impl ActorState {
             .map(|(claim, _)| *claim)
             .chain(self.queued.iter().map(ClaimedDelivery::claim))
             .chain(self.recording.iter().copied())
-            .chain(self.unrecorded.iter().map(|r| Claim {
-                delivery_id: r.delivery_id,
-                token: r.claim_token,
-            }))
+            .chain(self.unrecorded.iter().map(AttemptRecord::claim))
             .collect();
         let (renew, lost): (Vec<ExpiredClaim>, Vec<ExpiredClaim>) =
             claims.into_iter().partition(|c| held.contains(&c.claim));
@@ -104,13 +101,7 @@ impl ActorState {
             return;
         }
         let records = std::mem::take(&mut self.unrecorded);
-        self.recording = records
-            .iter()
-            .map(|r| Claim {
-                delivery_id: r.delivery_id,
-                token: r.claim_token,
-            })
-            .collect();
+        self.recording = records.iter().map(AttemptRecord::claim).collect();
         let claim_next = self.is_fifo()
             && !self.stopping
             && !self.claiming
