@@ -127,7 +127,7 @@ impl Engine {
                 })
                 .await
         });
-        attempt.await.map_err(|_| StoreError::WriterClosed)?
+        attempt.await.map_err(StoreError::from_join)?
     }
 
     /// Shutdown, in order: stop claiming, let attempts in flight finish (bounded by the

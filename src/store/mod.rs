@@ -86,6 +86,18 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// What a task doing store work ended with when it did not return: it panicked, or
+    /// it was cancelled because the runtime (and the store with it) is shutting down.
+    pub fn from_join(error: tokio::task::JoinError) -> Self {
+        if error.is_panic() {
+            Self::Panicked
+        } else {
+            Self::WriterClosed
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
         if is_unavailable(&error) {
@@ -214,12 +226,9 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let pool = self.pool.clone();
-        match tokio::task::spawn_blocking(move || f(&*pool.get()?)).await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => Err(StoreError::Panicked),
-            // Cancelled: the runtime is shutting down, and the store with it.
-            Err(_) => Err(StoreError::WriterClosed),
-        }
+        tokio::task::spawn_blocking(move || f(&*pool.get()?))
+            .await
+            .map_err(StoreError::from_join)?
     }
 
     /// Runs `f` inside the writer's next group transaction and answers once that
