@@ -26,7 +26,7 @@ use super::client::{AttemptReport, Route};
 use super::supervisor::SupervisorMsg;
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::{DeliveryId, DeliveryOrder};
-use crate::store::claims::{self, Claim, ClaimedDelivery, ExpiredClaim};
+use crate::store::claims::{self, Claim, Claimed, ClaimedDelivery, ExpiredClaim};
 use crate::store::deliveries::{AttemptRecord, RecordEffect};
 use crate::store::webhooks::Webhook;
 
@@ -59,9 +59,6 @@ pub enum WebhookMsg {
     #[cfg(test)]
     Panic,
 }
-
-/// What a claim found: the deliveries claimed and when the next one falls due.
-pub type Claimed = (Vec<ClaimedDelivery>, Option<Millis>);
 
 /// What a record job did: its effect, the earliest retry among its records, and for a
 /// FIFO webhook the claim of its next queue head made in the same job.
@@ -313,7 +310,9 @@ impl ActorState {
         let (lease, me) = (self.ctx.lease_until(now_ms()), me.clone());
         tokio::spawn(async move {
             let result = store
-                .write_relaxed(move |conn| claim_in(conn, webhook_id, ordering, lease, free))
+                .write_relaxed(move |conn| {
+                    claims::claim_due(conn, webhook_id, ordering, now_ms(), lease, free)
+                })
                 .await
                 .map_err(|e| e.to_string());
             let _ = me.cast(WebhookMsg::Claimed(result));
@@ -412,17 +411,4 @@ impl ActorState {
         let delay = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
         self.timer = Some((at, me.send_after(delay, || WebhookMsg::Wake)));
     }
-}
-
-/// One claim job: the due deliveries and when the next one falls due.
-fn claim_in(
-    conn: &rusqlite::Connection,
-    webhook_id: crate::domain::WebhookId,
-    ordering: DeliveryOrder,
-    lease_until: Millis,
-    limit: u32,
-) -> crate::store::Result<Claimed> {
-    let now = now_ms();
-    let claimed = claims::claim_due(conn, webhook_id, ordering, now, lease_until, limit)?;
-    Ok((claimed, claims::next_due_at(conn, webhook_id, ordering)?))
 }

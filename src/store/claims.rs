@@ -42,9 +42,15 @@ impl ClaimedDelivery {
     }
 }
 
-/// Claims up to `limit` due deliveries of an active webhook under a new claim token: the
-/// oldest due first, or for a FIFO webhook its queue head alone, and only while nothing
-/// else of it is claimed (a delivery waiting for a retry holds back the ones behind it).
+/// What a claim found: the deliveries claimed, and when the next claim can find more.
+pub type Claimed = (Vec<ClaimedDelivery>, Option<Millis>);
+
+/// Claims up to `limit` due deliveries of an active webhook under a new claim token, the
+/// oldest due first, and says when the next claim can find something. A FIFO webhook gets
+/// its queue head alone, and only while nothing else of it is claimed (a delivery waiting
+/// for a retry holds back the ones behind it); while one of its claims is out there is no
+/// next time, since the head can go only after that claim's outcome (whose record, or the
+/// lease sweep that settles it, wakes the actor).
 pub fn claim_due(
     conn: &Connection,
     webhook_id: WebhookId,
@@ -52,13 +58,13 @@ pub fn claim_due(
     now: Millis,
     lease_until: Millis,
     limit: u32,
-) -> Result<Vec<ClaimedDelivery>> {
+) -> Result<Claimed> {
     let active: Option<bool> = conn
         .prepare_cached("SELECT is_active FROM webhooks WHERE id = ?1")?
         .query_row([webhook_id], |row| row.get(0))
         .optional()?;
     if active != Some(true) || limit == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let token: i64 = rand::random();
     let read = |row: &rusqlite::Row<'_>| {
@@ -72,34 +78,35 @@ pub fn claim_due(
             is_test: row.get(5)?,
         })
     };
-    let claimed = match ordering {
-        DeliveryOrder::Concurrent => conn
-            .prepare_cached(
-                "SELECT d.id, d.event_type, e.payload, d.attempt_count, d.schedule_base, d.is_test \
-                 FROM deliveries d JOIN events e ON e.id = d.event_id \
-                 WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2 \
-                 ORDER BY d.next_attempt_at LIMIT ?3",
-            )?
-            .query_map(params![webhook_id, now, limit], read)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
+    let (claimed, next_due) = match ordering {
+        DeliveryOrder::Concurrent => {
+            let claimed = conn
+                .prepare_cached(
+                    "SELECT d.id, d.event_type, e.payload, d.attempt_count, d.schedule_base, \
+                     d.is_test FROM deliveries d JOIN events e ON e.id = d.event_id \
+                     WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2 \
+                     ORDER BY d.next_attempt_at LIMIT ?3",
+                )?
+                .query_map(params![webhook_id, now, limit], read)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            (claimed, next_pending_at(conn, webhook_id)?)
+        }
+        DeliveryOrder::Fifo if claimed_count(conn, webhook_id)? > 0 => (Vec::new(), None),
         DeliveryOrder::Fifo => {
-            if claimed_count(conn, webhook_id)? > 0 {
-                return Ok(Vec::new());
+            let head = conn
+                .prepare_cached(
+                    "SELECT d.id, d.event_type, e.payload, d.attempt_count, d.schedule_base, \
+                     d.is_test, d.next_attempt_at FROM deliveries d JOIN events e ON e.id = d.event_id \
+                     WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.queued_at IS NOT NULL \
+                     ORDER BY d.queued_at, d.rowid LIMIT 1",
+                )?
+                .query_row([webhook_id], |row| Ok((read(row)?, row.get::<_, Millis>(6)?)))
+                .optional()?;
+            match head {
+                Some((head, due)) if due <= now => (vec![head], None),
+                Some((_, due)) => (Vec::new(), Some(due)),
+                None => (Vec::new(), None),
             }
-            conn.prepare_cached(
-                "SELECT d.id, d.event_type, e.payload, d.attempt_count, d.schedule_base, d.is_test, \
-                 d.next_attempt_at FROM deliveries d JOIN events e ON e.id = d.event_id \
-                 WHERE d.webhook_id = ?1 AND d.status = 'pending' AND d.queued_at IS NOT NULL \
-                 ORDER BY d.queued_at, d.rowid LIMIT 1",
-            )?
-            .query_row([webhook_id], |row| {
-                Ok((read(row)?, row.get::<_, Millis>(6)?))
-            })
-            .optional()?
-            .filter(|(_, due)| *due <= now)
-            .map(|(head, _)| head)
-            .into_iter()
-            .collect()
         }
     };
     let mut mark = conn.prepare_cached(
@@ -109,7 +116,7 @@ pub fn claim_due(
     for delivery in &claimed {
         mark.execute(params![delivery.id, lease_until, token])?;
     }
-    Ok(claimed)
+    Ok((claimed, next_due))
 }
 
 /// How many of a webhook's queued deliveries are claimed now (test deliveries are not in
@@ -123,30 +130,13 @@ fn claimed_count(conn: &Connection, webhook_id: WebhookId) -> Result<u32> {
         .query_row([webhook_id], |row| row.get(0))?)
 }
 
-/// When the webhook's next claim can find something: its earliest pending delivery, or
-/// for a FIFO webhook its queue head's time — none while a claim of it is out, since the
-/// head can go only after that claim's outcome (whose record, or the lease sweep that
-/// settles it, wakes the actor).
-pub fn next_due_at(
-    conn: &Connection,
-    webhook_id: WebhookId,
-    ordering: DeliveryOrder,
-) -> Result<Option<Millis>> {
-    let sql = match ordering {
-        DeliveryOrder::Concurrent => {
-            "SELECT min(next_attempt_at) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'"
-        }
-        DeliveryOrder::Fifo if claimed_count(conn, webhook_id)? > 0 => return Ok(None),
-        DeliveryOrder::Fifo => {
-            "SELECT next_attempt_at FROM deliveries WHERE webhook_id = ?1 AND status = 'pending' \
-             AND queued_at IS NOT NULL ORDER BY queued_at, rowid LIMIT 1"
-        }
-    };
+/// When the webhook's earliest pending delivery falls due, if it has one.
+fn next_pending_at(conn: &Connection, webhook_id: WebhookId) -> Result<Option<Millis>> {
     Ok(conn
-        .prepare_cached(sql)?
-        .query_row([webhook_id], |row| row.get(0))
-        .optional()?
-        .flatten())
+        .prepare_cached(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending'",
+        )?
+        .query_row([webhook_id], |row| row.get(0))?)
 }
 
 /// Returns claims to `pending` unchanged (a paused or stopping actor); a claim that no

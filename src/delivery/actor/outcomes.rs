@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ractor::ActorRef;
 
-use super::{ActorState, RECORD_RETRY, Recorded, WebhookMsg, claim_in};
+use super::{ActorState, RECORD_RETRY, Recorded, WebhookMsg};
 use crate::delivery::client::AttemptReport;
 use crate::delivery::supervisor::SupervisorMsg;
 use crate::delivery::{attempt_record, next_step};
@@ -124,7 +124,14 @@ impl ActorState {
                 .write_relaxed(move |conn| {
                     let effect = deliveries::record_attempts(conn, &job_records, limit, now_ms())?;
                     let claimed = if claim_next && !effect.webhook_disabled {
-                        Some(claim_in(conn, webhook_id, DeliveryOrder::Fifo, lease, 1)?)
+                        Some(claims::claim_due(
+                            conn,
+                            webhook_id,
+                            DeliveryOrder::Fifo,
+                            now_ms(),
+                            lease,
+                            1,
+                        )?)
                     } else {
                         None
                     };
