@@ -194,9 +194,15 @@ impl Idempotency {
     }
 }
 
-/// Middleware for `/api/*` (after the key check) and `/r/{token}`.
+/// The requests [`remember`] acts on: a `POST` with an `Idempotency-Key`.
+pub fn applies(req: &Request) -> bool {
+    req.method() == Method::POST && req.headers().contains_key(IDEMPOTENCY_KEY)
+}
+
+/// Middleware for `/api/*` (after the key check) and `/r/{token}`, for the requests that
+/// [`applies`] picks.
 pub async fn remember(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST || !req.headers().contains_key(IDEMPOTENCY_KEY) {
+    if !applies(&req) {
         return next.run(req).await;
     }
     // The request runs to its end even if the client goes away, and its key stays claimed

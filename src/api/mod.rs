@@ -15,6 +15,7 @@ mod extract;
 mod fields;
 mod idempotency;
 mod meta;
+mod only_when;
 mod operator;
 mod respondent;
 mod surveys;
@@ -39,6 +40,7 @@ pub use admin::QueueView;
 pub use deliveries::{AttemptView, DeliveryDetail, DeliveryView};
 pub use error::{ApiError, FieldError};
 pub use idempotency::InFlight;
+use only_when::OnlyWhen;
 pub use webhooks::WebhookView;
 
 /// What every handler can reach, behind one `Arc`: axum clones the state for every
@@ -120,20 +122,19 @@ pub fn router(state: AppState) -> Router {
             .merge(meta::protected_router())
             .merge(admin::router())
             .split_for_parts();
+    // Only a POST with an Idempotency-Key goes through the idempotency middleware.
+    let remember = OnlyWhen::new(
+        idempotency::applies,
+        middleware::from_fn_with_state(state.clone(), idempotency::remember),
+    );
     // Layers run outside in: the key check first, so that keys are kept per API key.
     let protected = protected
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::remember,
-        ))
+        .layer(remember.clone())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
-    let respondent = respondent::router().layer(middleware::from_fn_with_state(
-        state.clone(),
-        idempotency::remember,
-    ));
+    let respondent = respondent::router().layer(remember);
     let (public, public_doc) = meta::public_router()
         .merge(respondent)
         .merge(operator::router())
@@ -154,6 +155,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(respondent::request_span))
         // Outermost, so that it also sees refusals made by the layers above.
-        .layer(middleware::from_fn(unread::read_rest_of_body))
+        .layer(unread::ReadRestOfBody)
         .with_state(state)
 }

@@ -16,6 +16,7 @@
 //! it, so that connection is closed (cleanly: nothing is unread) instead of inviting a body
 //! that nobody wants.
 
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -25,8 +26,10 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::header::{CONNECTION, EXPECT};
 use axum::http::{HeaderValue, Response};
-use axum::middleware::Next;
+use futures_util::future::{BoxFuture, Either};
 use http_body::{Frame, SizeHint};
+use tower_layer::Layer;
+use tower_service::Service;
 
 use super::extract::MAX_BODY_BYTES;
 
@@ -36,33 +39,74 @@ const REST_LIMIT_BYTES: usize = 4 * MAX_BODY_BYTES;
 /// The longest that reading the rest may delay an answer.
 const REST_TIME: Duration = Duration::from_secs(5);
 
-/// Middleware: reads what the handler left of the request body before answering.
-pub async fn read_rest_of_body(request: Request, next: Next) -> Response<Body> {
-    let expects_continue = request
-        .headers()
-        .get(EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let left = Arc::new(Mutex::new(None));
-    let request = request.map(|body| {
-        Body::new(Lent {
-            body: Some(body),
-            polled: false,
-            left: left.clone(),
-        })
-    });
-    let mut response = next.run(request).await;
-    let rest = left.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let closing = match rest {
-        None => false,
-        Some(Rest { polled: false, .. }) if expects_continue => true,
-        Some(Rest { body, .. }) => !read_out(body).await,
-    };
-    if closing {
-        response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
+/// The layer, around every route. Written as a service rather than with `from_fn`, which
+/// would clone the route for every request; a request without a body (most `GET`s) goes
+/// straight through.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRestOfBody;
+
+impl<S> Layer<S> for ReadRestOfBody {
+    type Service = ReadsRest<S>;
+
+    fn layer(&self, route: S) -> ReadsRest<S> {
+        ReadsRest { route }
     }
-    response
+}
+
+/// A route whose request bodies are read to their end before its answers go out.
+#[derive(Debug, Clone)]
+pub struct ReadsRest<S> {
+    route: S,
+}
+
+type Answer = Result<Response<Body>, Infallible>;
+
+impl<S> Service<Request> for ReadsRest<S>
+where
+    S: Service<Request, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Answer>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.route.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.body().is_end_stream() {
+            return Either::Left(self.route.call(request));
+        }
+        let expects_continue = request
+            .headers()
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let left = Arc::new(Mutex::new(None));
+        let request = request.map(|body| {
+            Body::new(Lent {
+                body: Some(body),
+                polled: false,
+                left: left.clone(),
+            })
+        });
+        let answering = self.route.call(request);
+        Either::Right(Box::pin(async move {
+            let Ok(mut response) = answering.await;
+            let rest = left.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let closing = match rest {
+                None => false,
+                Some(Rest { polled: false, .. }) if expects_continue => true,
+                Some(Rest { body, .. }) => !read_out(body).await,
+            };
+            if closing {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        }))
+    }
 }
 
 /// What a handler left of a body.
@@ -96,7 +140,7 @@ async fn read_out(mut body: Body) -> bool {
 }
 
 /// The request body as the handler sees it: when dropped before its end, it gives the
-/// rest back to [`read_rest_of_body`].
+/// rest back to [`ReadsRest`].
 struct Lent {
     body: Option<Body>,
     polled: bool,
