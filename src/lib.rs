@@ -15,6 +15,8 @@
 //! - [`events`] — event bodies, serialised once.
 //! - [`delivery`] — the engine: a ractor supervisor with one actor per active webhook, the
 //!   SSRF-safe HTTP client with per-host rate limits, signing and the retry policy.
+//! - [`views`] — the JSON documents of what the store holds (webhooks, deliveries, the
+//!   queue), shown alike by the API and by `hookd … --json`.
 //! - [`api`] — the axum HTTP API; handlers parse input and call the store and the engine.
 //! - [`telemetry`] — metrics and logs.
 //! - [`cli`] — the `hookd` command line: parses arguments and dispatches.
@@ -52,6 +54,7 @@ pub mod ops;
 mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod views;
 
 use std::future::Future;
 

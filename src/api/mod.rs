@@ -36,12 +36,9 @@ use crate::config::Config;
 use crate::delivery::engine::Engine;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
-pub use admin::QueueView;
-pub use deliveries::{AttemptView, DeliveryDetail, DeliveryView};
 pub use error::{ApiError, FieldError};
 pub use idempotency::InFlight;
 use only_when::OnlyWhen;
-pub use webhooks::WebhookView;
 
 /// What every handler can reach, behind one `Arc`: axum clones the state for every
 /// extractor and every middleware of every request, and cloning the handles inside (each an

@@ -17,10 +17,10 @@ use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::admin::QueueView;
 use crate::domain::time::now_ms;
 use crate::store::overview;
 use crate::telemetry::QueueGauges;
+use crate::views::QueueView;
 
 const HTML: &str = include_str!("assets/operator.html");
 const CSS: &str = include_str!("assets/operator.css");

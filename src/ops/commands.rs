@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use super::table::{Align, Table, clean, clean_lines};
 use super::{DataDir, audit_cli, open_existing, parse_id};
-use crate::api::{AttemptView, DeliveryDetail, DeliveryView, WebhookView};
 use crate::domain::time::{format_ms, now_ms};
 use crate::domain::{DeliveryId, WebhookId};
 use crate::store::deliveries::DeliveryStatus;
@@ -17,6 +16,7 @@ use crate::store::delivery_log::{self, Delivery, DeliveryFilter};
 use crate::store::overview::WebhookState;
 use crate::store::repairs;
 use crate::store::{self, StoreError, control, webhooks};
+use crate::views::{AttemptView, DeliveryDetail, DeliveryView, WebhookView};
 
 #[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {

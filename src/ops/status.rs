@@ -6,9 +6,9 @@ use clap::Args;
 
 use super::DataDir;
 use super::table::{Align, Table, duration, relative};
-use crate::api::QueueView;
 use crate::domain::time::{Millis, format_ms, now_ms};
 use crate::store::overview::{self, WebhookState, WebhookSummary};
+use crate::views::QueueView;
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
