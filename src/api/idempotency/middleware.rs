@@ -1,95 +1,28 @@
-//! Idempotent requests (SPEC §8): a `POST` with an `Idempotency-Key` is answered once; a
-//! repeat with the same key, method, path and body gets the first answer again
-//! (`Idempotent-Replayed: true`) and does nothing.
-//!
-//! The middleware [`remember`] runs only for such requests (one header lookup for the
-//! others): it buffers the body, answers a repeat from the store, refuses a key reused for
-//! another request (422) or still being handled (409, from [`InFlight`]), and otherwise
-//! hands the handler a [`Keeper`]. A handler that changes something writes through
-//! [`Idempotency::write`], which renders the answer inside the same writer job and keeps
-//! it there: the change and its answer commit together, with no commit of their own. An
-//! answer without an effect (a refusal, or a success marked [`unchanged`]) is kept by the
-//! middleware afterwards; a 5xx is not kept, so the client may try again. A success that
-//! is neither kept by its handler nor marked is not kept either (and logged): better a
-//! repeat that runs again than an answer that could outlive a lost change, or the reverse.
+//! The request's side of idempotent requests: the middleware that answers a repeat from
+//! the store, refuses a reused or busy key, and keeps what the handler did not.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, LOCATION};
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rusqlite::Connection;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::AppState;
-use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
-use super::extract::MAX_BODY_BYTES;
+use super::answer::{Keeper, Unchanged};
+use super::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_KEY_LEN};
+use crate::api::AppState;
+use crate::api::auth::Caller;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::MAX_BODY_BYTES;
 use crate::domain::time::now_ms;
+use crate::store::Store;
 use crate::store::idempotency::{self, KEEP_MS, Kept};
-use crate::store::{self, Store};
-
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-
-/// Longest key accepted.
-const MAX_KEY_LEN: usize = 255;
-
-/// An answer rendered once: what the client gets and, with a key, what is kept.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    status: StatusCode,
-    location: Option<String>,
-    body: Bytes,
-}
-
-impl Answer {
-    /// A JSON answer, serialised as axum's `Json` would.
-    pub fn json(status: StatusCode, value: &impl Serialize) -> Self {
-        Self {
-            status,
-            location: None,
-            body: serde_json::to_vec(value)
-                .expect("views always serialise")
-                .into(),
-        }
-    }
-
-    pub fn with_location(mut self, location: String) -> Self {
-        self.location = Some(location);
-        self
-    }
-}
-
-impl IntoResponse for Answer {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, self.body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-            headers.insert(LOCATION, location);
-        }
-        response
-    }
-}
-
-/// Marks a success that changed nothing (a read sent as `POST`, such as bulk status), so
-/// the middleware may keep it after the handler.
-#[derive(Clone, Copy)]
-struct Unchanged;
-
-pub fn unchanged(answer: impl IntoResponse) -> Response {
-    let mut response = answer.into_response();
-    response.extensions_mut().insert(Unchanged);
-    response
-}
 
 /// The `(scope, key)` pairs being handled now. Only the live process needs this: after a
 /// crash, a request whose change never committed left nothing, and one whose change
@@ -119,78 +52,6 @@ impl Drop for Claim {
         if let Ok(mut set) = self.set.0.lock() {
             set.remove(&self.pair);
         }
-    }
-}
-
-/// What a handler needs to keep its answer in its own writer job.
-#[derive(Clone)]
-pub struct Keeper {
-    scope: Arc<str>,
-    key: Arc<str>,
-    fingerprint: [u8; 32],
-    /// Set once the answer is saved in a job, so the middleware does not save it again.
-    kept: Arc<AtomicBool>,
-}
-
-impl Keeper {
-    /// Saves `answer` in the transaction of `conn` (call it inside the job that makes the
-    /// change, after the change).
-    pub fn keep(&self, conn: &Connection, answer: &Answer) -> store::Result<()> {
-        let kept = Kept {
-            fingerprint: self.fingerprint.to_vec(),
-            status: answer.status.as_u16(),
-            content_type: Some("application/json".into()),
-            location: answer.location.clone(),
-            body: answer.body.to_vec(),
-        };
-        idempotency::save(conn, &self.scope, &self.key, &kept, now_ms())?;
-        self.kept.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// Extractor: the request's [`Keeper`], if it carried an `Idempotency-Key`.
-pub struct Idempotency(Option<Keeper>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<Keeper>().cloned()))
-    }
-}
-
-impl Idempotency {
-    pub fn keeper(&self) -> Option<Keeper> {
-        self.0.clone()
-    }
-
-    /// Runs `work` as one durable write and renders its answer with `render`. With a key,
-    /// the answer is rendered and kept inside the same job, so both commit together;
-    /// without one, it is rendered after the commit (the writer thread does no more than
-    /// before). `render` answers `Err` only for outcomes that wrote nothing.
-    pub async fn write<T, F, R>(&self, store: &Store, work: F, render: R) -> ApiResult<(T, Answer)>
-    where
-        T: Send + 'static,
-        F: Fn(&Connection) -> store::Result<T> + Send + 'static,
-        R: Fn(&T) -> ApiResult<Answer> + Send + 'static,
-    {
-        let Some(keeper) = self.keeper() else {
-            let value = store.write(work).await?;
-            let answer = render(&value)?;
-            return Ok((value, answer));
-        };
-        let (value, answer) = store
-            .write(move |c| {
-                let value = work(c)?;
-                let answer = render(&value);
-                if let Ok(answer) = &answer {
-                    keeper.keep(c, answer)?;
-                }
-                Ok((value, answer))
-            })
-            .await?;
-        Ok((value, answer?))
     }
 }
 
@@ -364,39 +225,6 @@ fn fingerprint(parts: &Parts, body: &[u8]) -> [u8; 32] {
     hash.update([0]);
     hash.update(body);
     hash.finalize().into()
-}
-
-/// Adds the `Idempotency-Key` header to every `POST` of the OpenAPI document.
-pub fn document(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-    use utoipa::openapi::{ObjectBuilder, Required, Type};
-    let parameter = ParameterBuilder::new()
-        .name("Idempotency-Key")
-        .parameter_in(ParameterIn::Header)
-        .required(Required::False)
-        .description(Some(
-            "1 to 255 visible ASCII characters. The first answer is kept for 24 hours, per \
-             API key (per link for /r/{token}) and key: a repeat with the same method, path \
-             and body gets it again with `Idempotent-Replayed: true` and does nothing; the \
-             same key with another request is 422 `idempotency_key_reused`; a repeat while \
-             the first is still handled is 409 `idempotency_in_progress`. 5xx answers are \
-             not kept.",
-        ))
-        .schema(Some(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .min_length(Some(1))
-                .max_length(Some(MAX_KEY_LEN))
-                .pattern(Some("^[!-~]+$")),
-        ))
-        .build();
-    for item in doc.paths.paths.values_mut() {
-        if let Some(post) = item.post.as_mut() {
-            post.parameters
-                .get_or_insert_with(Vec::new)
-                .push(parameter.clone().into());
-        }
-    }
 }
 
 #[cfg(test)]
