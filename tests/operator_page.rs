@@ -8,49 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::browser::{PAGE_WAIT, click, eval_bool, eval_string, text_of, text_until};
 use common::{Gate, KEY, Receiver, Reply, spawn_app, wait_until};
-use headless_chrome::Tab;
 use serde_json::json;
-
-/// Long enough for the page's 5-second refresh to come round a few times.
-const PAGE_WAIT: Duration = Duration::from_secs(30);
 
 /// How long the server may take to deliver what a test set up.
 const WAIT: Duration = Duration::from_secs(15);
-
-/// Clicks the element; the page redraws itself every few seconds, so a node found just
-/// before a redraw may be gone by the click: find it again and retry.
-fn click(tab: &Tab, selector: &str) {
-    let mut tries = 0;
-    loop {
-        let clicked = tab
-            .wait_for_element_with_custom_timeout(selector, PAGE_WAIT)
-            .and_then(|element| element.click().map(|_| ()));
-        match clicked {
-            Ok(()) => return,
-            Err(error) if tries < 5 => {
-                tries += 1;
-                eprintln!("retrying a click on {selector}: {error}");
-            }
-            Err(error) => panic!("could not click {selector}: {error}"),
-        }
-    }
-}
-
-fn text_of(tab: &Tab, selector: &str) -> String {
-    tab.wait_for_element_with_custom_timeout(selector, PAGE_WAIT)
-        .unwrap_or_else(|e| panic!("{selector} never appeared: {e}"))
-        .get_inner_text()
-        .unwrap()
-}
-
-fn eval_bool(tab: &Tab, expression: &str) -> bool {
-    tab.evaluate(expression, false)
-        .unwrap()
-        .value
-        .and_then(|v| v.as_bool())
-        .unwrap_or_else(|| panic!("`{expression}` is not a boolean"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_retries_a_failed_delivery_from_the_page_once_the_receiver_heals() {
@@ -150,33 +113,6 @@ async fn an_operator_retries_a_failed_delivery_from_the_page_once_the_receiver_h
 
 /// The operators' screens the page is laid out for.
 const WINDOW: (u32, u32) = (1400, 900);
-
-/// Waits until the element's text passes `check` (the page redraws every few seconds), and
-/// returns it; panics with the last text seen.
-fn text_until(tab: &Tab, selector: &str, check: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + PAGE_WAIT;
-    loop {
-        let text = tab
-            .wait_for_element_with_custom_timeout(selector, PAGE_WAIT)
-            .and_then(|e| e.get_inner_text())
-            .unwrap_or_default();
-        if check(&text) {
-            return text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{selector} never read as expected; last: {text:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn eval_string(tab: &Tab, expression: &str) -> String {
-    match tab.evaluate(expression, false).unwrap().value {
-        Some(serde_json::Value::String(s)) => s,
-        other => panic!("`{expression}` is not a string: {other:?}"),
-    }
-}
 
 /// Scrolls the window (only the window: a table's own scroller stays where the operator
 /// would find it) so the element is in view, and answers where it lies against the
