@@ -77,10 +77,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let _lock = startup::lock_data_dir(&config)?;
-    let store = Store::open(&config.data_dir).context("opening the database")?;
+    let telemetry = Telemetry::new();
+    let store = Store::open(&config.data_dir, &telemetry).context("opening the database")?;
     startup::ensure_admin_key(&store, &config).await?;
     startup::configure_operations_channel(&store, &config).await?;
-    let telemetry = Telemetry::new();
     let sender = Sender::new(
         config.network.clone(),
         config.delivery_timeout,

@@ -5,13 +5,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Unit, counter, gauge, histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 use crate::config::LogFormat;
 
 /// Attempt-duration buckets in seconds: loopback receivers to the 10 s default timeout.
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Buckets of the writer's timings in seconds: a relaxed commit takes tens of
+/// microseconds, a durable one (with its fsync) a millisecond or more.
+const WRITER_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// Buckets of the writer's job counts (a batch holds at most 512 jobs; the queue 8,192).
+const JOB_COUNT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 8192.0,
 ];
 
 /// The queue's gauges, read from the store at scrape time.
@@ -44,7 +55,22 @@ impl Telemetry {
     pub fn new() -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets(DURATION_BUCKETS)
-            .expect("the bucket list is not empty")
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Prefix("hookd_writer_".into()), WRITER_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("hookd_writer_batch_jobs".into()),
+                    JOB_COUNT_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("hookd_writer_waiting_jobs".into()),
+                    JOB_COUNT_BUCKETS,
+                )
+            })
+            .expect("the bucket lists are not empty")
             .build_recorder();
         let telemetry = Self {
             recorder: Arc::new(recorder),
@@ -82,6 +108,24 @@ impl Telemetry {
                 "hookd_actor_restarts_total",
                 "Delivery actors restarted after a failure."
             );
+            metrics::describe_histogram!(
+                "hookd_writer_waiting_jobs",
+                "Jobs waiting for the store's writer when a group commit began (its own included)."
+            );
+            metrics::describe_histogram!(
+                "hookd_writer_batch_jobs",
+                "Jobs committed together in one group commit."
+            );
+            metrics::describe_histogram!(
+                "hookd_writer_work_seconds",
+                Unit::Seconds,
+                "Time a group commit spent running its jobs, before COMMIT."
+            );
+            metrics::describe_histogram!(
+                "hookd_writer_commit_seconds",
+                Unit::Seconds,
+                "Time of COMMIT by durability: a durable one includes the WAL fsync, a relaxed one has none."
+            );
         });
         telemetry
     }
@@ -99,6 +143,25 @@ impl Telemetry {
                 counter!("hookd_deliveries_total", "outcome" => outcome).increment(1);
             }
             histogram!("hookd_attempt_duration_seconds").record(duration.as_secs_f64());
+        });
+    }
+
+    /// The store's writer committed a batch of `jobs` (`waiting` were queued when it began).
+    pub fn writer_batch(
+        &self,
+        waiting: usize,
+        jobs: usize,
+        durable: bool,
+        work: Duration,
+        commit: Duration,
+    ) {
+        let durability = if durable { "durable" } else { "relaxed" };
+        self.with(|| {
+            histogram!("hookd_writer_waiting_jobs").record(waiting as f64);
+            histogram!("hookd_writer_batch_jobs").record(jobs as f64);
+            histogram!("hookd_writer_work_seconds").record(work.as_secs_f64());
+            histogram!("hookd_writer_commit_seconds", "durability" => durability)
+                .record(commit.as_secs_f64());
         });
     }
 

@@ -96,6 +96,18 @@ async fn the_queue_lists_disabled_webhooks_first_with_counts_and_ages() {
     assert_eq!(ok_row["failuresWhenDisabled"], Value::Null);
     assert_eq!(ok_row["expiredClaims"], 0);
     assert!(queue["oldestPendingAgeSeconds"].is_u64());
+    // The writer's last minute: the commits that stored all this.
+    let writer = &queue["writer"];
+    let batches = writer["batches"].as_u64().unwrap();
+    assert!(batches > 0, "{writer}");
+    assert!(writer["jobs"].as_u64().unwrap() >= batches, "{writer}");
+    assert!(writer["jobsPerBatch"].as_f64().unwrap() >= 1.0, "{writer}");
+    assert!(writer["commitMs"].as_f64().unwrap() > 0.0, "{writer}");
+    assert!(
+        writer["durableCommitMs"].as_f64().unwrap() > 0.0,
+        "{writer}"
+    );
+    assert!(writer["mostWaiting"].as_u64().unwrap() >= 1, "{writer}");
 }
 
 #[tokio::test]
@@ -247,6 +259,15 @@ async fn metrics_are_public_prometheus_text_with_outcomes_latency_and_queue_gaug
         "hookd_oldest_pending_age_seconds ",
         "hookd_delivery_actors ",
         "# TYPE hookd_attempt_duration_seconds histogram",
+        // The store's writer: every group commit, durable (acknowledgements) and relaxed
+        // (the engine's claims and outcomes), with its size and the jobs waiting.
+        "# TYPE hookd_writer_commit_seconds histogram",
+        "hookd_writer_commit_seconds_count{durability=\"durable\"} ",
+        "hookd_writer_commit_seconds_count{durability=\"relaxed\"} ",
+        "hookd_writer_commit_seconds_bucket{durability=\"durable\",le=\"0.00005\"}",
+        "hookd_writer_batch_jobs_bucket{le=\"512\"}",
+        "hookd_writer_waiting_jobs_bucket{le=\"8192\"}",
+        "hookd_writer_work_seconds_count ",
     ] {
         assert!(text.contains(name), "missing `{name}` in\n{text}");
     }

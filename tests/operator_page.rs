@@ -328,6 +328,20 @@ async fn at_1400_pixels_the_page_says_what_each_webhook_and_delivery_is_doing() 
             "the Re-enable button is clipped: {at}"
         );
 
+        // The queue panel says what the store's writer is doing, in one line.
+        let writer = text_until(&tab, "#writer", |t| t.starts_with("writer: "));
+        let (commits, batches) = writer
+            .trim_start_matches("writer: ")
+            .split_once(" ms commits, ")
+            .unwrap_or_else(|| panic!("{writer}"));
+        assert!(commits.parse::<f64>().is_ok(), "{writer}");
+        assert!(
+            batches
+                .strip_suffix(" per batch")
+                .is_some_and(|n| n.parse::<f64>().is_ok_and(|n| n >= 1.0)),
+            "{writer}"
+        );
+
         // A claim past its lease shows in the totals and on its webhook's row.
         let conn = rusqlite::Connection::open(&db).unwrap();
         hold_stuck_claim(&conn, &stuck);

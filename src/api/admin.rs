@@ -39,7 +39,9 @@ async fn queue(State(app): State<AppState>) -> ApiResult<Json<QueueView>> {
         .store
         .read(move |c| overview::queue_summary(c, now))
         .await?;
-    Ok(Json(QueueView::new(&rows, now)))
+    Ok(Json(
+        QueueView::new(&rows, now).with_writer(app.store.writer_last_minute()),
+    ))
 }
 
 /// One admin action.

@@ -60,7 +60,7 @@ struct Scene {
 impl Scene {
     async fn start(url: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), &crate::telemetry::Telemetry::new()).unwrap();
         let telemetry = Telemetry::new();
         let policy = NetworkPolicy {
             allow_http: true,

@@ -37,8 +37,9 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use crate::domain::SurveyId;
+use crate::telemetry::Telemetry;
 
-pub use writer::{Durability, Writer};
+pub use writer::{Durability, Writer, WriterMinute, WriterTimings};
 
 /// Errors of the storage layer. The API maps them to its own error enum.
 #[derive(Debug, thiserror::Error)]
@@ -191,10 +192,12 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 impl Store {
-    /// Opens the store of a data directory and starts its writer thread.
-    pub fn open(data_dir: &Path) -> Result<Self> {
+    /// Opens the store of a data directory and starts its writer thread, which reports its
+    /// commits to `telemetry`.
+    pub fn open(data_dir: &Path, telemetry: &Telemetry) -> Result<Self> {
         let pool = open_pool(data_dir)?;
-        let writer = Writer::start(pool.get()?, pool.get()?)?;
+        let timings = WriterTimings::new(telemetry.clone());
+        let writer = Writer::start(pool.get()?, pool.get()?, timings)?;
         Ok(Self {
             pool,
             writer,
@@ -255,6 +258,11 @@ impl Store {
     /// last checkpoint went through, and the writer runs. Costs no I/O.
     pub fn writable(&self) -> bool {
         self.writer.writable()
+    }
+
+    /// The writer's group commits of the last minute (for the queue summary).
+    pub fn writer_last_minute(&self) -> WriterMinute {
+        self.writer.last_minute()
     }
 
     /// Tries a write that needs the disk: a commit that appends a page to the WAL (the
@@ -340,7 +348,7 @@ mod tests {
     #[tokio::test]
     async fn every_connection_keeps_one_plan_per_statement_whatever_the_values_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), &crate::telemetry::Telemetry::new()).unwrap();
         let conn = store.connection().unwrap();
         // Plans that look at bound values are prepared again whenever those values change.
         assert!(

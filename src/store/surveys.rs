@@ -206,7 +206,7 @@ mod tests {
     #[tokio::test]
     async fn a_survey_is_read_once_and_an_unknown_one_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), &crate::telemetry::Telemetry::new()).unwrap();
         let created = store.write(|c| insert(c, "Visit", &[], 1)).await.unwrap();
         let first = store.survey(created.id).await.unwrap();
         let again = store.survey(created.id).await.unwrap();

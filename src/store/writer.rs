@@ -35,8 +35,8 @@
 //! next successful commit clears.
 
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -46,6 +46,13 @@ use tokio::sync::{mpsc, oneshot};
 use super::checkpoint::Checkpointer;
 use super::health::{Health, Part};
 use super::{Result, StoreError};
+use timing::Batch;
+pub use timing::{WriterMinute, WriterTimings};
+
+mod job;
+mod timing;
+
+use job::{Closure, Job, run_cached};
 
 /// Most jobs committed in one transaction; bounds the latency one batch adds to the next.
 const MAX_BATCH: usize = 512;
@@ -69,98 +76,6 @@ pub enum Durability {
     Relaxed,
 }
 
-/// One unit of work: runs inside the batch transaction (perhaps twice, see the module
-/// documentation), then learns how the commit went.
-trait Job: Send {
-    fn durability(&self) -> Durability;
-    /// Runs the work and keeps its outcome; answers whether it succeeded. With `isolated`,
-    /// the work runs in a savepoint that is rolled back if it fails.
-    fn run(&mut self, conn: &Connection, isolated: bool) -> bool;
-    /// Whether the work has failed (it is then not run again).
-    fn failed(&self) -> bool;
-    fn finish(self: Box<Self>, commit: Result<()>);
-}
-
-struct Closure<T, F> {
-    durability: Durability,
-    work: F,
-    outcome: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
-}
-
-impl<T, F> Job for Closure<T, F>
-where
-    T: Send,
-    F: Fn(&Connection) -> Result<T> + Send,
-{
-    fn durability(&self) -> Durability {
-        self.durability
-    }
-
-    fn run(&mut self, conn: &Connection, isolated: bool) -> bool {
-        let work = |conn: &Connection| unwound(&self.work, conn);
-        let outcome = if isolated {
-            in_savepoint(conn, work)
-        } else {
-            work(conn)
-        };
-        let ok = outcome.is_ok();
-        self.outcome = Some(outcome);
-        ok
-    }
-
-    fn failed(&self) -> bool {
-        matches!(self.outcome, Some(Err(_)))
-    }
-
-    fn finish(self: Box<Self>, commit: Result<()>) {
-        let answer = match (commit, self.outcome) {
-            // A job that failed is answered with its error whatever became of the others.
-            (_, Some(Err(e))) => Err(e),
-            (Ok(()), Some(outcome)) => outcome,
-            (Err(e), _) => Err(e),
-            (Ok(()), None) => Err(StoreError::WriterClosed),
-        };
-        let _ = self.reply.send(answer);
-    }
-}
-
-/// Runs `work`, turning a panic into an error: a bug in one job must not take the writer
-/// thread, and with it every later write, down. What the job did before it panicked is
-/// undone by whoever runs it (the batch's rollback, or its savepoint's).
-fn unwound<T>(work: impl Fn(&Connection) -> Result<T>, conn: &Connection) -> Result<T> {
-    // Unwind safety: the connection is rolled back by the caller, and `work` is not run
-    // again once it has failed.
-    catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
-        tracing::error!("a database job panicked; its caller is answered with an error");
-        Err(StoreError::Panicked)
-    })
-}
-
-fn in_savepoint<T>(conn: &Connection, work: impl Fn(&Connection) -> Result<T>) -> Result<T> {
-    run_cached(conn, "SAVEPOINT job")?;
-    match work(conn) {
-        Ok(value) => {
-            run_cached(conn, "RELEASE job")?;
-            Ok(value)
-        }
-        Err(e) => {
-            // A full disk may have taken the whole transaction, the savepoint with it.
-            if !conn.is_autocommit() {
-                run_cached(conn, "ROLLBACK TO job")?;
-                run_cached(conn, "RELEASE job")?;
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Runs a fixed statement from the statement cache (no parsing on the hot path).
-fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
-    conn.prepare_cached(sql)?.execute([])?;
-    Ok(())
-}
-
 enum Command {
     Run(Box<dyn Job>),
     Close(oneshot::Sender<()>),
@@ -172,13 +87,17 @@ pub struct Writer {
     queue: mpsc::Sender<Command>,
     /// How the last commit and checkpoint went, for readiness.
     health: Arc<Health>,
+    /// What the group commits take, for `/metrics` and the queue summary.
+    timings: WriterTimings,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`, with checkpoints on `checkpoint_conn`.
+    /// Starts the writer thread on `conn`, with checkpoints on `checkpoint_conn`; each
+    /// commit is reported to `timings`.
     pub fn start(
         conn: PooledConnection<SqliteConnectionManager>,
         checkpoint_conn: PooledConnection<SqliteConnectionManager>,
+        timings: WriterTimings,
     ) -> Result<Self> {
         // A 32 MiB page cache keeps the hot index pages in memory; the writer only appends
         // to the WAL, and folds it in itself only if the checkpoint thread falls far behind.
@@ -192,15 +111,24 @@ impl Writer {
                 }
             })?;
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
-        let thread_health = health.clone();
+        let (thread_health, thread_timings) = (health.clone(), timings.clone());
         std::thread::Builder::new()
             .name("hookd-writer".into())
-            .spawn(move || write_loop(conn, checkpointer, inbox, &thread_health))
+            .spawn(move || write_loop(conn, checkpointer, inbox, &thread_health, &thread_timings))
             .map_err(|source| StoreError::DataDir {
                 path: "writer thread".into(),
                 source,
             })?;
-        Ok(Self { queue, health })
+        Ok(Self {
+            queue,
+            health,
+            timings,
+        })
+    }
+
+    /// The group commits of the last minute.
+    pub fn last_minute(&self) -> WriterMinute {
+        self.timings.last_minute()
     }
 
     /// Whether the database could be written when last tried (see [`Health`]), and the
@@ -215,12 +143,7 @@ impl Writer {
         F: Fn(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job = Closure {
-            durability,
-            work,
-            outcome: None,
-            reply,
-        };
+        let job = Closure::new(durability, work, reply);
         self.queue
             .send(Command::Run(Box::new(job)))
             .await
@@ -242,6 +165,7 @@ fn write_loop(
     checkpointer: Checkpointer,
     mut inbox: mpsc::Receiver<Command>,
     health: &Health,
+    timings: &WriterTimings,
 ) {
     let mut queue = Queue::default();
     let mut closing = None;
@@ -263,8 +187,14 @@ fn write_loop(
         if queue.is_empty() {
             break;
         }
+        let waiting = queue.durable.len() + queue.relaxed.len();
         let mut batch = queue.next_batch();
-        commit_batch(&conn, &mut batch, &mut level, health);
+        if let Some(committed) = commit_batch(&conn, &mut batch, &mut level, health) {
+            timings.record(&Batch {
+                waiting,
+                ..committed
+            });
+        }
     }
     drop(checkpointer);
     // Leave a tidy, fully synced file behind: the WAL folded into the database.
@@ -317,18 +247,19 @@ impl Queue {
     }
 }
 
+/// Runs and commits a batch and answers its callers; returns what the commit took.
 fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<Box<dyn Job>>,
     level: &mut Option<Durability>,
     health: &Health,
-) {
+) -> Option<Batch> {
     if batch.is_empty() {
-        return;
+        return None;
     }
     let commit = run_batch(conn, batch, level);
     match &commit {
-        Ok(()) => health.note(Part::Writer, Ok(())),
+        Ok(_) => health.note(Part::Writer, Ok(())),
         Err(error) => {
             // A failed COMMIT may leave the transaction open (SQLite rolls back by itself
             // only on some errors); the next batch needs a clean connection either way.
@@ -346,10 +277,11 @@ fn commit_batch(
     }
     for job in batch.drain(..) {
         job.finish(match &commit {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(error) => Err(each(error)),
         });
     }
+    commit.ok()
 }
 
 /// One caller's copy of the batch's error (SQLite's errors are not `Clone`), keeping its
@@ -373,11 +305,13 @@ fn transaction_lost() -> StoreError {
     StoreError::Unavailable("the transaction was rolled back after a failed write".into())
 }
 
+/// Runs the batch in one transaction and commits it; answers what that took (the jobs
+/// waiting are for the caller to fill in).
 fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn Job>],
     level: &mut Option<Durability>,
-) -> Result<()> {
+) -> Result<Batch> {
     let wanted = if batch
         .iter()
         .any(|job| job.durability() == Durability::Durable)
@@ -395,13 +329,25 @@ fn run_batch(
         })?;
         *level = Some(wanted);
     }
+    let (began, jobs) = (Instant::now(), batch.len());
+    let commit = |work: Duration| -> Result<Batch> {
+        let committing = Instant::now();
+        run_cached(conn, "COMMIT")?;
+        Ok(Batch {
+            waiting: 0,
+            jobs,
+            durability: wanted,
+            work,
+            commit: committing.elapsed(),
+        })
+    };
     run_cached(conn, "BEGIN IMMEDIATE")?;
     // Stops at the first job that fails, and at one after which SQLite rolled back.
     if batch
         .iter_mut()
         .all(|job| job.run(conn, false) && !conn.is_autocommit())
     {
-        return run_cached(conn, "COMMIT");
+        return commit(began.elapsed());
     }
     // A job failed, part-way perhaps: undo the batch and run it again without that job,
     // each job in its own savepoint now, since another may fail too.
@@ -415,7 +361,7 @@ fn run_batch(
             return Err(transaction_lost());
         }
     }
-    run_cached(conn, "COMMIT")
+    commit(began.elapsed())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::domain::time::{Millis, format_ms, format_opt};
 use crate::domain::{SurveyId, WebhookId};
+use crate::store::WriterMinute;
 use crate::store::overview::{StatusCounts, WebhookState, WebhookSummary};
 
 /// Deliveries by status.
@@ -70,6 +71,10 @@ pub struct QueueView {
     /// Claims past their lease, all webhooks together.
     pub expired_claims: u64,
     pub webhooks: Vec<WebhookQueueView>,
+    /// The store writer's group commits of the last minute: how many, how full, how long.
+    /// Only a running server knows it (absent from `hookd status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer: Option<WriterMinute>,
 }
 
 fn age_seconds(at: Millis, now: Millis) -> u64 {
@@ -118,6 +123,12 @@ impl QueueView {
                 .max(),
             expired_claims: rows.iter().map(|r| r.expired_claims).sum(),
             webhooks,
+            writer: None,
         }
+    }
+    /// The summary with the writer's last minute, as a running server knows it.
+    pub fn with_writer(mut self, writer: WriterMinute) -> Self {
+        self.writer = Some(writer);
+        self
     }
 }

@@ -110,6 +110,7 @@
       state.names = new Map(queue.webhooks.map((w) => [w.webhookId, w.name]));
       state.states = new Map(queue.webhooks.map((w) => [w.webhookId, w.state]));
       drawTotals(queue);
+      drawWriter(queue.writer);
       drawChart(chart.minutes);
       drawWebhooks(queue.webhooks);
       state.lists = { failing: failing.items, recent: recent.items };
@@ -141,6 +142,26 @@
     ];
     $("totals").replaceChildren(...items.map(([label, value, title]) =>
       el("div", { title }, el("dt", {}, label), el("dd", { "data-total": label.toLowerCase() }, value))));
+  }
+
+  // One line on the store's writer, so an operator sees it saturate: the mean COMMIT time
+  // and how many writes share one, over the last minute.
+  function drawWriter(writer) {
+    const line = $("writer");
+    if (!writer) {
+      line.textContent = "";
+      return;
+    }
+    if (writer.batches === 0) {
+      line.textContent = "writer: no commits in the last minute";
+      line.title = "";
+      return;
+    }
+    const perBatch = writer.jobsPerBatch < 10 ? writer.jobsPerBatch.toFixed(1) : Math.round(writer.jobsPerBatch);
+    line.textContent = `writer: ${writer.commitMs.toFixed(1)} ms commits, ${perBatch} per batch`;
+    line.title = `Last minute: ${writer.batches} commits of ${writer.jobs} writes; ` +
+      (writer.durableCommitMs == null ? "none durable" : `durable ones (with their fsync) ${writer.durableCommitMs.toFixed(1)} ms`) +
+      `; at most ${writer.mostWaiting} writes waiting.`;
   }
 
   function drawChart(minutes) {

@@ -10,12 +10,11 @@ use super::{
 
 fn job(durability: Durability) -> Command {
     let (reply, _) = oneshot::channel::<super::Result<()>>();
-    Command::Run(Box::new(Closure {
+    Command::Run(Box::new(Closure::new(
         durability,
-        work: |_: &rusqlite::Connection| Ok(()),
-        outcome: None,
+        |_: &rusqlite::Connection| Ok(()),
         reply,
-    }))
+    )))
 }
 
 fn kinds(batch: &[Box<dyn Job>]) -> (usize, usize) {
@@ -66,7 +65,7 @@ fn insert(conn: &rusqlite::Connection, action: &str) -> super::Result<()> {
 #[tokio::test]
 async fn a_failing_job_rolls_back_alone_while_its_batch_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path(), &crate::telemetry::Telemetry::new()).unwrap();
     let mut jobs = tokio::task::JoinSet::new();
     for i in 0..200 {
         let store = store.clone();
@@ -122,12 +121,7 @@ fn scripted(then: Then) -> (Box<dyn Job>, oneshot::Receiver<super::Result<()>>) 
             Then::Panic => panic!("a bug in a write job"),
         }
     };
-    let job = Closure {
-        durability: Durability::Durable,
-        work,
-        outcome: None,
-        reply,
-    };
+    let job = Closure::new(Durability::Durable, work, reply);
     (Box::new(job), answer)
 }
 
@@ -167,7 +161,7 @@ fn a_panicking_job_fails_alone_and_the_rest_of_its_batch_commits() {
 #[tokio::test]
 async fn a_panicking_write_fails_its_caller_and_the_writer_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path(), &crate::telemetry::Telemetry::new()).unwrap();
     let mut jobs = tokio::task::JoinSet::new();
     for i in 0..100 {
         let store = store.clone();
@@ -198,7 +192,7 @@ async fn a_panicking_write_fails_its_caller_and_the_writer_keeps_working() {
 #[tokio::test]
 async fn a_probe_write_commits_a_change_that_other_connections_see() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path(), &crate::telemetry::Telemetry::new()).unwrap();
     let other = store.connection().unwrap();
     // SQLite's data_version moves only when another connection commits pages: a commit
     // that wrote nothing would not need the disk, and would prove nothing.
