@@ -10,7 +10,10 @@ use crate::config::Config;
 use crate::delivery::client::Sender;
 use crate::delivery::engine::Engine;
 use crate::domain::time::now_ms;
-use crate::store::{self, Store, control, keys, notices};
+use crate::store::{self, Store, audit, control, keys, notices};
+
+/// The audit log's actor for what the server does by itself (the first admin key).
+const SERVER_ACTOR: &str = "hookd";
 
 /// How often the server looks for changes made by the command line.
 const CONTROL_POLL: Duration = Duration::from_millis(250);
@@ -37,7 +40,19 @@ pub(crate) async fn ensure_admin_key(store: &Store, config: &Config) -> anyhow::
         return Ok(());
     }
     let (key, secret) = store
-        .write(|c| keys::create(c, "bootstrap admin", now_ms()))
+        .write(|c| {
+            let now = now_ms();
+            let created = keys::create(c, "bootstrap admin", now)?;
+            let entry = audit::Entry {
+                actor: &audit::Actor(SERVER_ACTOR.into()),
+                action: "key.created",
+                target_type: "api_key",
+                target_id: created.0.id.to_string(),
+                detail: serde_json::json!({"reason": "first start without a key"}),
+            };
+            audit::record(c, &entry, now)?;
+            Ok(created)
+        })
         .await?;
     println!(
         "hookd: created the first admin API key (id {}); it is shown only this once:\n\n    {secret}\n",

@@ -126,6 +126,20 @@ async fn the_first_start_prints_a_bootstrap_key_once_and_it_works() {
         .query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0))
         .unwrap();
     assert_eq!(stored, 1);
+    // Its creation is audited, by the server itself, naming the key (never its secret).
+    let (action, actor, target, detail): (String, String, String, String) = conn
+        .query_row(
+            "SELECT action, key_id, target_id, detail FROM audit_log",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    let key_id: String = conn
+        .query_row("SELECT id FROM api_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((action.as_str(), actor.as_str()), ("key.created", "hookd"));
+    assert_eq!(target, key_id);
+    assert!(!detail.contains(&key), "{detail}");
 }
 
 #[tokio::test]
@@ -165,6 +179,34 @@ async fn admin_actions_are_audited_with_the_key_that_did_them() {
         rows.iter().all(|r| !r.3.contains("0123456789abcdef0123")),
         "no secret in the audit detail"
     );
+}
+
+#[tokio::test]
+async fn a_test_send_is_audited_with_the_key_that_asked_and_its_outcome() {
+    let app = common::spawn_app().await;
+    let receiver = common::Receiver::scripted(|_, _| common::Reply::status(503)).await;
+    let (survey, webhook) = app
+        .survey_with_webhook(&receiver, serde_json::json!({}))
+        .await;
+    let (status, detail) = app
+        .post(
+            &format!("/api/surveys/{survey}/webhooks/{webhook}/test"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let conn = Connection::open(app.data_dir.join("hookd.db")).unwrap();
+    let (actor, target, audited): (String, String, String) = conn
+        .query_row(
+            "SELECT key_id, target_id, detail FROM audit_log WHERE action = 'webhook.tested'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((actor.as_str(), target.as_str()), ("env", webhook.as_str()));
+    let audited: serde_json::Value = serde_json::from_str(&audited).unwrap();
+    assert_eq!(audited["deliveryId"], detail["id"]);
+    assert_eq!(audited["status"], "failed");
 }
 
 #[test]

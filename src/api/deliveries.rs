@@ -60,23 +60,30 @@ fn detail_in(conn: &rusqlite::Connection, id: DeliveryId) -> store::Result<Deliv
     responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)))]
 async fn test_webhook(
     State(app): State<AppState>,
+    caller: Caller,
     idempotency: Idempotency,
     ApiPath((survey, id)): ApiPath<(String, String)>,
 ) -> ApiResult<Answer> {
     let webhook = require_webhook(&app, &survey, &id).await?;
-    let Some(keeper) = idempotency.keeper() else {
-        let delivery_id = app.engine.send_test(&webhook, |_, id| Ok(id)).await?;
-        return Ok(Answer::json(
-            StatusCode::OK,
-            &detail(&app, delivery_id).await?,
-        ));
-    };
-    // The answer is the recorded attempt: rendered and kept where the attempt is recorded.
+    let keeper = idempotency.keeper();
+    // The answer is the recorded attempt: rendered (and kept, with a key) where the attempt
+    // is recorded, and audited there with its outcome.
     let answer = app
         .engine
-        .send_test(&webhook, move |c, id| {
-            let answer = Answer::json(StatusCode::OK, &detail_in(c, id)?);
-            keeper.keep(c, &answer)?;
+        .send_test(&webhook, move |c, delivery_id| {
+            let detail = detail_in(c, delivery_id)?;
+            let entry = Entry {
+                actor: &caller.0,
+                action: "webhook.tested",
+                target_type: "webhook",
+                target_id: webhook.id.to_string(),
+                detail: json!({"deliveryId": delivery_id, "status": detail.delivery.status}),
+            };
+            audit::record(c, &entry, now_ms())?;
+            let answer = Answer::json(StatusCode::OK, &detail);
+            if let Some(keeper) = &keeper {
+                keeper.keep(c, &answer)?;
+            }
             Ok(answer)
         })
         .await?;
