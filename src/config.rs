@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Max requests per second to one destination host, 0 = unlimited [default: 100].
     #[arg(long, env = "HOOKD_HOST_RATE_LIMIT")]
     pub host_rate_limit: Option<u32>,
+    /// Requests per second from one client address without a valid key (patient links,
+    /// wrong keys), bursts of twice that, 0 = unlimited [default: 20].
+    #[arg(long, env = "HOOKD_PUBLIC_RATE_LIMIT")]
+    pub public_rate_limit: Option<u32>,
     /// Consecutive deliveries ending `failed` before a webhook is disabled, 0 = never
     /// [default: 10].
     #[arg(long, env = "HOOKD_AUTO_DISABLE_AFTER")]
@@ -89,6 +93,8 @@ pub struct Config {
     pub delivery_timeout: Duration,
     /// `None`: no per-host limit.
     pub host_rate_limit: Option<NonZeroU32>,
+    /// `None`: no limit on requests without a valid key.
+    pub public_rate_limit: Option<NonZeroU32>,
     /// 0: never auto-disable.
     pub auto_disable_after: u32,
     pub retention: Duration,
@@ -143,6 +149,7 @@ impl ServeArgs {
             allow_hosts: self.allow_hosts.or(file.allow_hosts),
             delivery_timeout_ms: self.delivery_timeout_ms.or(file.delivery_timeout_ms),
             host_rate_limit: self.host_rate_limit.or(file.host_rate_limit),
+            public_rate_limit: self.public_rate_limit.or(file.public_rate_limit),
             auto_disable_after: self.auto_disable_after.or(file.auto_disable_after),
             retention_days: self.retention_days.or(file.retention_days),
             max_in_flight: self.max_in_flight.or(file.max_in_flight),
@@ -240,6 +247,7 @@ impl ServeArgs {
             network,
             delivery_timeout: Duration::from_millis(timeout_ms),
             host_rate_limit: NonZeroU32::new(args.host_rate_limit.unwrap_or(100)),
+            public_rate_limit: NonZeroU32::new(args.public_rate_limit.unwrap_or(20)),
             auto_disable_after: args.auto_disable_after.unwrap_or(10),
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
             max_in_flight,
@@ -298,6 +306,7 @@ mod tests {
         assert_eq!(config.data_dir, Path::new("hookd-data"));
         assert_eq!(config.delivery_timeout, Duration::from_secs(10));
         assert_eq!(config.host_rate_limit.map(NonZeroU32::get), Some(100));
+        assert_eq!(config.public_rate_limit.map(NonZeroU32::get), Some(20));
         assert_eq!(config.auto_disable_after, 10);
         assert_eq!(config.retention, Duration::from_secs(30 * 86_400));
         assert!(!config.network.allow_http);

@@ -97,6 +97,10 @@ pub async fn run(
     };
     let (engine, engine_task) = Engine::start(ctx).await?;
     let public_url = config.public_base(listener.local_addr()?);
+    let keys = api::KeyRing::load(&store)
+        .await
+        .context("loading the API keys")?;
+    let public_limit = api::PublicLimit::new(config.public_rate_limit);
     let state = api::AppState::new(api::App {
         store: store.clone(),
         engine: engine.clone(),
@@ -104,12 +108,22 @@ pub async fn run(
         telemetry,
         public_url: public_url.into(),
         idempotency: api::InFlight::default(),
+        keys: keys.clone(),
+        public_limit: public_limit.clone(),
     });
-    let background = tokio::spawn(startup::background(store.clone(), engine.clone(), sender));
+    let background = tokio::spawn(startup::background(startup::Housekeeping {
+        store: store.clone(),
+        engine: engine.clone(),
+        sender,
+        keys,
+        public_limit,
+    }));
     let retention = tokio::spawn(ops::retention::run(store.clone(), config.retention));
 
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "hookd is serving");
-    axum::serve(listener, api::router(state))
+    // The peer's address reaches the handlers (the limit on requests without a key).
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::api::{KeyRing, PublicLimit};
 use crate::config::Config;
 use crate::delivery::client::Sender;
 use crate::delivery::engine::Engine;
@@ -61,18 +62,32 @@ pub(crate) async fn ensure_admin_key(store: &Store, config: &Config) -> anyhow::
     Ok(())
 }
 
-/// Housekeeping while the server runs: pick up command-line changes, forget idle hosts.
-pub(crate) async fn background(store: Store, engine: Engine, sender: Sender) {
+/// What the housekeeping loop looks after.
+pub(crate) struct Housekeeping {
+    pub store: Store,
+    pub engine: Engine,
+    pub sender: Sender,
+    pub keys: KeyRing,
+    pub public_limit: PublicLimit,
+}
+
+/// Housekeeping while the server runs: pick up command-line changes (webhooks, keys),
+/// forget idle hosts and quiet client addresses.
+pub(crate) async fn background(house: Housekeeping) {
     let mut ticks = tokio::time::interval(CONTROL_POLL);
     let mut n: u64 = 0;
     loop {
         ticks.tick().await;
         n += 1;
-        if let Err(error) = apply_control_signals(&store, &engine).await {
+        if let Err(error) = apply_control_signals(&house.store, &house.engine).await {
             tracing::warn!(%error, "could not read control signals");
         }
+        if let Err(error) = house.keys.refresh(&house.store).await {
+            tracing::warn!(%error, "could not reload the API keys");
+        }
         if n.is_multiple_of(240) {
-            sender.forget_idle_hosts();
+            house.sender.forget_idle_hosts();
+            house.public_limit.forget_idle();
         }
     }
 }

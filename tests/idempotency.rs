@@ -148,6 +148,17 @@ async fn the_same_key_for_another_request_is_refused_and_each_api_key_has_its_ow
     let created = common::run_cli(&app.data_dir, &["keys", "create", "--name", "tablet"]).await;
     assert!(created.status.success());
     let tablet = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    // The server picks up keys made on the command line within a quarter of a second.
+    wait_until("the tablet's key works", Duration::from_secs(5), || {
+        let request = app.client.get(app.url("/api/surveys")).bearer_auth(&tablet);
+        async move {
+            request
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        }
+    })
+    .await;
     let survey = app.create_survey().await;
 
     let first = post(&app, Some(KEY), Some("k-1"), &kiosk(&survey), &stars(4)).await;

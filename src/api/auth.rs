@@ -1,5 +1,5 @@
-//! Bearer-key authentication for `/api/*`. Stored keys are compared by hash; the
-//! configured `HOOKD_API_KEY` in constant time. The caller's key id is kept for the audit log.
+//! Bearer-key authentication for `/api/*`. Stored keys are looked up by hash in memory
+//! ([`super::KeyRing`]); the configured `HOOKD_API_KEY` is compared in constant time. The caller's key id is kept for the audit log.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::ApiError;
 use crate::store::audit::Actor;
-use crate::store::keys;
 
 /// Who is calling: the audit identity of the key that authenticated the request.
 #[derive(Debug, Clone)]
@@ -28,12 +27,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Middleware: 401 unless `Authorization: Bearer <key>` names a live key.
+/// Middleware: 401 unless `Authorization: Bearer <key>` names a live key (429 instead
+/// when the sender's address has had too many refusals).
 pub async fn require_key(
     State(app): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let Some(actor) = caller_of(&app, &req) else {
+        app.public_limit.check(&req)?;
+        return Err(ApiError::Unauthorized);
+    };
+    req.extensions_mut().insert(Caller(actor));
+    Ok(next.run(req).await)
+}
+
+/// The audit identity of the request's key, if it presents a live one.
+fn caller_of(app: &AppState, req: &Request) -> Option<Actor> {
     let presented = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -42,19 +52,12 @@ pub async fn require_key(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
-    let actor = match &app.config.api_key {
-        Some(configured) if same_secret(configured, &presented) => Actor("env".into()),
-        _ => {
-            let key = presented.clone();
-            let id = app.store.read(move |c| keys::authenticate(c, &key)).await?;
-            Actor(id.ok_or(ApiError::Unauthorized)?.to_string())
-        }
-    };
-    req.extensions_mut().insert(Caller(actor));
-    Ok(next.run(req).await)
+        .map(str::trim)
+        .filter(|v| !v.is_empty())?;
+    match &app.config.api_key {
+        Some(configured) if same_secret(configured, presented) => Some(Actor("env".into())),
+        _ => app.keys.find(presented).map(|id| Actor(id.to_string())),
+    }
 }
 
 /// Compares two secrets without leaking where they differ (hashing first equalises lengths).

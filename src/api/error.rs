@@ -56,6 +56,9 @@ pub enum ApiError {
     /// 413.
     #[error("the body is larger than 1 MiB")]
     PayloadTooLarge,
+    /// 429 with `Retry-After`: too many requests without a valid key from one address.
+    #[error("too many requests from this address; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// 503 with `Retry-After`: the database cannot be written right now, or the server
     /// is not ready. Nothing was changed; the same request may succeed later.
     #[error("{0}")]
@@ -93,6 +96,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -108,6 +112,7 @@ impl ApiError {
             Self::Conflict { code, .. } => code,
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -147,10 +152,15 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status_code(), Json(body)).into_response();
-        if let Self::Unavailable(_) = self {
+        let retry_after = match self {
+            Self::Unavailable(_) => Some(RETRY_AFTER_SECONDS),
+            Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

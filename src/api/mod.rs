@@ -14,9 +14,11 @@ mod error;
 mod extract;
 mod fields;
 mod idempotency;
+mod keyring;
 mod meta;
 mod only_when;
 mod operator;
+mod public_limit;
 mod respondent;
 mod surveys;
 mod unread;
@@ -38,7 +40,9 @@ use crate::store::Store;
 use crate::telemetry::Telemetry;
 pub use error::{ApiError, FieldError};
 pub use idempotency::InFlight;
+pub use keyring::KeyRing;
 use only_when::OnlyWhen;
+pub use public_limit::PublicLimit;
 
 /// What every handler can reach, behind one `Arc`: axum clones the state for every
 /// extractor and every middleware of every request, and cloning the handles inside (each an
@@ -70,6 +74,10 @@ pub struct App {
     pub public_url: Arc<str>,
     /// Idempotency keys of requests being handled now (a repeat meanwhile is a 409).
     pub idempotency: InFlight,
+    /// The stored API keys, checked without a query.
+    pub keys: KeyRing,
+    /// The per-address limit on requests without a valid key.
+    pub public_limit: PublicLimit,
 }
 
 /// A page of a list.
@@ -136,6 +144,11 @@ pub fn router(state: AppState) -> Router {
         .merge(respondent)
         .merge(operator::router())
         .split_for_parts();
+    // No key there: limited per client address.
+    let public = public.layer(middleware::from_fn_with_state(
+        state.clone(),
+        public_limit::limit_public,
+    ));
     let mut doc = protected_doc;
     doc.merge(public_doc);
     idempotency::document(&mut doc);

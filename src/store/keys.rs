@@ -84,6 +84,23 @@ pub fn authenticate(conn: &Connection, key: &str) -> Result<Option<KeyId>> {
         .optional()?)
 }
 
+/// The unrevoked keys by hash: what a running server keeps in memory, so that checking a
+/// key (a bogus one included) needs no query.
+pub fn live(conn: &Connection) -> Result<Vec<(String, KeyId)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT key_hash, id FROM api_keys WHERE revoked_at IS NULL")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Changes whenever a key is created or revoked (keys are never deleted): the number of
+/// keys and of revoked ones.
+pub fn version(conn: &Connection) -> Result<(i64, i64)> {
+    Ok(conn
+        .prepare_cached("SELECT count(*), count(revoked_at) FROM api_keys")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?)
+}
+
 /// Whether any unrevoked key exists (first start prints a bootstrap key otherwise).
 pub fn any_active(conn: &Connection) -> Result<bool> {
     Ok(conn

@@ -21,7 +21,7 @@ pub use receiver::{Gate, Receiver, Reply};
 /// The admin key every test server accepts.
 pub const KEY: &str = "test-admin-key-0123456789";
 
-/// Settings for tests: loopback receivers allowed, no rate limit, short timeout.
+/// Settings for tests: loopback receivers allowed, no rate limits, short timeout.
 pub fn test_args(data_dir: &Path) -> ServeArgs {
     ServeArgs {
         data_dir: Some(data_dir.to_owned()),
@@ -29,6 +29,7 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
         allow_http: Some(true),
         allow_networks: Some("127.0.0.0/8".into()),
         host_rate_limit: Some(0),
+        public_rate_limit: Some(0),
         delivery_timeout_ms: Some(2000),
         ..ServeArgs::default()
     }
