@@ -76,14 +76,6 @@ pub fn revoke(conn: &Connection, id: KeyId, now: Millis) -> Result<()> {
     Ok(())
 }
 
-/// The id of the unrevoked key whose clear text is `key`.
-pub fn authenticate(conn: &Connection, key: &str) -> Result<Option<KeyId>> {
-    Ok(conn
-        .prepare_cached("SELECT id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")?
-        .query_row([hash(key)], |row| row.get(0))
-        .optional()?)
-}
-
 /// The unrevoked keys by hash: what a running server keeps in memory, so that checking a
 /// key (a bogus one included) needs no query.
 pub fn live(conn: &Connection) -> Result<Vec<(String, KeyId)>> {
