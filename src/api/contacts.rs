@@ -4,14 +4,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::body::{Check, Field, Wire, nested, small_object, text};
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
-use super::fields::{self, Fields};
+use super::extract::{ApiPath, Body, QueryMap, paginate, path_id};
 use super::idempotency::{Answer, Idempotency};
 use super::{AppState, ListOf};
 use crate::domain::ContactId;
@@ -84,40 +84,92 @@ pub struct BulkUpsertView {
     items: Vec<UpsertView>,
 }
 
-/// One contact to upsert (or `{"contacts": [..]}` with up to 1,000 of them).
-#[allow(dead_code)] // documentation of the body
-#[derive(ToSchema)]
+/// One contact to upsert.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ContactInputDoc {
+pub struct ContactBody {
     /// The HIS's patient number; matched first. 1 to 200 characters.
-    external_id: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    external_id: Field<String>,
     /// Matched case-insensitively when no externalId matched.
-    email: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    email: Field<String>,
     /// Matched when neither externalId nor email did; stored as `+` and digits.
-    phone: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    /// Merged into the stored attributes; a `null` value removes that attribute.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    phone: Field<String>,
+    /// At most 200 characters.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    first_name: Field<String>,
+    /// At most 200 characters.
+    #[serde(default)]
+    #[schema(value_type = String)]
+    last_name: Field<String>,
+    /// Merged into the stored attributes; a `null` value removes that attribute. At most
+    /// 16 KiB of JSON.
+    #[serde(default)]
     #[schema(value_type = Object)]
-    attributes: Option<Value>,
+    attributes: Field<Map<String, Value>>,
+}
+
+impl Wire for ContactBody {
+    fn from_json(value: Value) -> Result<Self, String> {
+        nested(value)
+    }
+}
+
+/// Up to 1,000 contacts, upserted in one all-or-nothing transaction.
+#[derive(Deserialize, ToSchema)]
+pub struct ContactBatch {
+    /// 1 to 1,000 contacts, each as in a single upsert.
+    #[serde(default)]
+    #[schema(value_type = Vec<ContactBody>, required)]
+    contacts: Field<Vec<Field<ContactBody>>>,
+}
+
+/// One contact, or a batch: a body with `contacts` is a batch (its other fields are
+/// ignored), any other body is one contact.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum ContactUpsert {
+    Batch(ContactBatch),
+    One(ContactBody),
+}
+
+impl<'de> Deserialize<'de> for ContactUpsert {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let object = Map::<String, Value>::deserialize(deserializer)?;
+        let batch = object.contains_key("contacts");
+        let object = Value::Object(object);
+        let read = if batch {
+            ContactBatch::deserialize(object).map(Self::Batch)
+        } else {
+            ContactBody::deserialize(object).map(Self::One)
+        };
+        read.map_err(serde::de::Error::custom)
+    }
 }
 
 /// Upsert a contact (matched by externalId, else email, else phone), or up to 1,000 in
 /// one all-or-nothing transaction with `{"contacts": [..]}`.
 #[utoipa::path(post, path = "/api/directory/contacts/upsert", tag = "contacts",
-    request_body = ContactInputDoc,
+    request_body = ContactUpsert,
     responses((status = 200, description = "updated (or the bulk results)", body = UpsertView),
         (status = 201, description = "created", body = UpsertView),
         (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn upsert_contacts(
     State(app): State<AppState>,
     idempotency: Idempotency,
-    JsonObject(body): JsonObject,
+    Body(body): Body<ContactUpsert>,
 ) -> ApiResult<Answer> {
-    if let Some(items) = body.get("contacts") {
-        return upsert_bulk(app, idempotency, items).await;
-    }
-    let input = parse_contact(&body)?;
+    let body = match body {
+        ContactUpsert::Batch(batch) => return upsert_bulk(app, idempotency, batch).await,
+        ContactUpsert::One(body) => body,
+    };
+    let input = parse_contact(body)?;
     let work = move |c: &rusqlite::Connection| contacts::upsert(c, &input, now_ms());
     let render = |outcome: &Result<Upserted, Vec<contacts::KeyConflict>>| {
         let upserted = outcome.as_ref().map_err(|conflicts| {
@@ -134,8 +186,15 @@ async fn upsert_contacts(
     Ok(answer)
 }
 
-async fn upsert_bulk(app: AppState, idempotency: Idempotency, items: &Value) -> ApiResult<Answer> {
-    let items = fields::array(items).map_err(|m| ApiError::field("contacts", m))?;
+async fn upsert_bulk(
+    app: AppState,
+    idempotency: Idempotency,
+    batch: ContactBatch,
+) -> ApiResult<Answer> {
+    let mut c = Check::new();
+    let items = c.required("contacts", batch.contacts, Ok);
+    c.finish()?;
+    let items = items.expect("required");
     if items.is_empty() || items.len() > MAX_BULK {
         return Err(ApiError::field(
             "contacts",
@@ -144,10 +203,11 @@ async fn upsert_bulk(app: AppState, idempotency: Idempotency, items: &Value) -> 
     }
     let mut inputs = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let parsed = match item.as_object() {
-            Some(object) => parse_contact(object),
-            None => Err(ApiError::field("", "must be an object")),
+    for (i, item) in items.into_iter().enumerate() {
+        let parsed = match item {
+            Field::Given(body) => parse_contact(body),
+            Field::Wrong(message) => Err(ApiError::field("", message)),
+            Field::Absent | Field::Null => Err(ApiError::field("", "must be an object")),
         };
         match parsed {
             Ok(input) => inputs.push(input),
@@ -178,12 +238,12 @@ async fn upsert_bulk(app: AppState, idempotency: Idempotency, items: &Value) -> 
     Ok(answer)
 }
 
-/// Names a field of the `i`th contact of a bulk body.
 /// A key that already belongs to another contact, as a field error.
 fn conflict_error((field, message): contacts::KeyConflict) -> FieldError {
     FieldError::new(field, message)
 }
 
+/// Names a field of the `i`th contact of a bulk body.
 fn item_error(i: usize, error: FieldError) -> FieldError {
     let field = if error.field.is_empty() {
         format!("contacts[{i}]")
@@ -194,32 +254,39 @@ fn item_error(i: usize, error: FieldError) -> FieldError {
 }
 
 /// Reads one contact's fields; every bad field is reported.
-fn parse_contact(body: &Map<String, Value>) -> ApiResult<ContactInput> {
-    let mut f = Fields::new(body);
-    let external_id = f.optional("externalId", external_id);
-    let email = f.optional("email", email);
-    let phone = f.optional("phone", phone);
-    let first_name = f.optional("firstName", fields::text(0, 200));
-    let last_name = f.optional("lastName", fields::text(0, 200));
-    let attributes = f.optional("attributes", fields::small_object(MAX_ATTRIBUTES_BYTES));
-    if let (Some(None), Some(None), Some(None)) = (&external_id, &email, &phone) {
+fn parse_contact(body: ContactBody) -> ApiResult<ContactInput> {
+    let mut c = Check::new();
+    let no_key = [&body.external_id, &body.email, &body.phone]
+        .iter()
+        .all(|key| key.is_missing());
+    let external_id = c.optional("externalId", body.external_id, external_id);
+    let email = c.optional("email", body.email, email);
+    let phone = c.optional("phone", body.phone, phone);
+    let first_name = c.optional("firstName", body.first_name, text(0, 200));
+    let last_name = c.optional("lastName", body.last_name, text(0, 200));
+    let attributes = c.optional(
+        "attributes",
+        body.attributes,
+        small_object(MAX_ATTRIBUTES_BYTES),
+    );
+    if no_key {
         for field in ["externalId", "email", "phone"] {
-            f.error(field, "one of externalId, email or phone is required");
+            c.error(field, "one of externalId, email or phone is required");
         }
     }
-    f.finish()?;
+    c.finish()?;
     Ok(ContactInput {
-        external_id: external_id.flatten(),
-        email: email.flatten(),
-        phone: phone.flatten(),
-        first_name: first_name.flatten(),
-        last_name: last_name.flatten(),
-        attributes: attributes.flatten(),
+        external_id,
+        email,
+        phone,
+        first_name,
+        last_name,
+        attributes,
     })
 }
 
-fn external_id(value: &Value) -> Result<String, String> {
-    let text = fields::string(value)?.trim();
+fn external_id(text: String) -> Result<String, String> {
+    let text = text.trim();
     if text.is_empty() || text.chars().count() > 200 {
         return Err("must be 1 to 200 characters".into());
     }
@@ -228,8 +295,8 @@ fn external_id(value: &Value) -> Result<String, String> {
 
 /// A plausible address: one `@` between a non-empty local part and a domain with a dot,
 /// no spaces. Deliverability is the mail gateway's business.
-fn email(value: &Value) -> Result<String, String> {
-    let text = fields::string(value)?.trim();
+fn email(text: String) -> Result<String, String> {
+    let text = text.trim();
     let valid = text.len() <= 320
         && !text.contains(char::is_whitespace)
         && text.split_once('@').is_some_and(|(local, domain)| {
@@ -248,8 +315,8 @@ fn email(value: &Value) -> Result<String, String> {
 
 /// A phone number, kept as an optional `+` and its digits so that `+41 79 123 45 67` and
 /// `+41791234567` match; spaces, dashes, dots and parentheses are dropped.
-fn phone(value: &Value) -> Result<String, String> {
-    let text = fields::string(value)?.trim();
+fn phone(text: String) -> Result<String, String> {
+    let text = text.trim();
     let (plus, rest) = match text.strip_prefix('+') {
         Some(rest) => ("+", rest),
         None => ("", text),
@@ -313,20 +380,19 @@ async fn get_contact(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn phones_are_kept_as_plus_and_digits() {
-        assert_eq!(phone(&json!("+41 (79) 123-45.67")).unwrap(), "+41791234567");
-        assert_eq!(phone(&json!("0791234567")).unwrap(), "0791234567");
-        assert!(phone(&json!("call me")).is_err());
-        assert!(phone(&json!("+1")).is_err());
+        assert_eq!(phone("+41 (79) 123-45.67".into()).unwrap(), "+41791234567");
+        assert_eq!(phone("0791234567".into()).unwrap(), "0791234567");
+        assert!(phone("call me".into()).is_err());
+        assert!(phone("+1".into()).is_err());
     }
 
     #[test]
     fn emails_need_a_local_part_and_a_domain() {
         assert_eq!(
-            email(&json!(" Ada@Example.org ")).unwrap(),
+            email(" Ada@Example.org ".into()).unwrap(),
             "Ada@Example.org"
         );
         for wrong in [
@@ -337,7 +403,7 @@ mod tests {
             "ada@x@y.org",
             "ada@org",
         ] {
-            assert!(email(&json!(wrong)).is_err(), "{wrong}");
+            assert!(email(wrong.into()).is_err(), "{wrong}");
         }
     }
 }

@@ -5,15 +5,16 @@ use std::collections::{BTreeMap, HashSet};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
-use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::Caller;
+use super::body::{Check, Field, text};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
-use super::fields::{self, Fields};
+use super::extract::{ApiPath, Body, QueryMap, paginate, path_id};
 use super::idempotency::{Answer, Idempotency};
 use super::{AppState, ListOf};
 use crate::domain::ssrf::NetworkPolicy;
@@ -75,33 +76,147 @@ impl From<&Webhook> for WebhookView {
     }
 }
 
-/// The create body (every field of it may be sent to update).
-#[allow(dead_code)] // documentation of the body; parsing goes through `parse_fields`
-#[derive(ToSchema)]
+/// The create body.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookInput {
-    survey_id: Option<SurveyId>,
+    /// If given, must be the survey in the path.
+    #[serde(default)]
+    #[schema(value_type = String, format = Uuid)]
+    survey_id: Field<String>,
     /// 1 to 200 characters.
-    name: String,
+    #[serde(default)]
+    #[schema(value_type = String, required)]
+    name: Field<String>,
     /// Absolute https:// URL (http:// with HOOKD_ALLOW_HTTP), at most 2,000 characters.
-    url: String,
+    #[serde(default)]
+    #[schema(value_type = String, required)]
+    url: Field<String>,
     /// 1 to 50 distinct names from the event catalog.
-    events: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, required)]
+    events: Field<Vec<String>>,
     /// 16 to 500 characters; null removes it on update.
-    secret: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String, nullable)]
+    secret: Field<String>,
     /// Default true; `active` is accepted as an alias.
-    is_active: Option<bool>,
+    #[serde(default)]
+    #[schema(value_type = bool)]
+    is_active: Field<bool>,
+    /// The alias of `isActive`, read when `isActive` is absent. Not a property of its own
+    /// in the document, which names it in `isActive`'s description.
+    #[serde(default)]
+    #[schema(value_type = bool, ignore)]
+    active: Field<bool>,
     /// At most 20 custom request headers.
-    headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
+    headers: Field<BTreeMap<String, String>>,
     /// 0 to 10 delays in seconds, each 1 to 86,400.
-    retry_policy: Option<Vec<u32>>,
+    #[serde(default)]
+    #[schema(value_type = Vec<i64>)]
+    retry_policy: Field<Vec<i64>>,
     /// `concurrent` (default: up to HOOKD_MAX_IN_FLIGHT attempts at once, no order
     /// promised) or `fifo` (one at a time, in the order the events were stored).
-    ordering: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = String)]
+    ordering: Field<String>,
 }
 
-fn parse_events(value: &Value) -> Result<Vec<EventType>, String> {
-    let names = fields::array(value)?;
+/// The update body: [`WebhookInput`] with nothing required, read with the same rules.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct WebhookChanges(WebhookInput);
+
+impl PartialSchema for WebhookChanges {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = WebhookInput::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.required.clear();
+            object.description = Some("Any subset of the create fields.".into());
+        }
+        schema
+    }
+}
+
+impl ToSchema for WebhookChanges {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        WebhookInput::schemas(schemas);
+    }
+}
+
+impl WebhookInput {
+    /// The names of the fields sent, for the audit log.
+    fn sent(&self) -> Vec<&'static str> {
+        let fields = [
+            ("active", self.active.is_absent()),
+            ("events", self.events.is_absent()),
+            ("headers", self.headers.is_absent()),
+            ("isActive", self.is_active.is_absent()),
+            ("name", self.name.is_absent()),
+            ("ordering", self.ordering.is_absent()),
+            ("retryPolicy", self.retry_policy.is_absent()),
+            ("secret", self.secret.is_absent()),
+            ("surveyId", self.survey_id.is_absent()),
+            ("url", self.url.is_absent()),
+        ];
+        fields
+            .into_iter()
+            .filter(|(_, absent)| !absent)
+            .map(|(name, _)| name)
+            .collect()
+    }
+}
+
+/// Reads every webhook field sent; on create, the required ones must be there.
+fn parse_fields(
+    body: WebhookInput,
+    survey_id: SurveyId,
+    policy: &NetworkPolicy,
+    creating: bool,
+) -> ApiResult<WebhookPatch> {
+    let mut c = Check::new();
+    if let Some(given) = c.optional("surveyId", body.survey_id, Ok)
+        && given.parse::<SurveyId>().ok() != Some(survey_id)
+    {
+        c.error("surveyId", "must match the survey in the path");
+    }
+    let mut patch = WebhookPatch::default();
+    let parse_url = |text: String| WebhookUrl::parse(&text, policy);
+    if creating {
+        patch.name = c.required("name", body.name, text(1, 200));
+        patch.url = c.required("url", body.url, parse_url);
+        patch.events = c.required("events", body.events, parse_events);
+    } else {
+        let name_is_null = body.name.is_null();
+        patch.name = c.optional("name", body.name, text(1, 200));
+        patch.url = c.optional("url", body.url, parse_url);
+        patch.events = c.optional("events", body.events, parse_events);
+        if name_is_null {
+            c.error("name", "cannot be null");
+        }
+    }
+    patch.secret = c.nullable("secret", body.secret, |text| Secret::parse(&text));
+    // `isActive` wins when both are sent.
+    let (active_name, active) = if body.is_active.is_absent() {
+        ("active", body.active)
+    } else {
+        ("isActive", body.is_active)
+    };
+    patch.is_active = c.optional(active_name, active, Ok);
+    patch.headers = c.optional("headers", body.headers, parse_headers);
+    patch.retry_policy = c.optional("retryPolicy", body.retry_policy, |delays| {
+        RetryPolicy::parse(&delays)
+    });
+    patch.ordering = c.optional("ordering", body.ordering, |text| {
+        DeliveryOrder::parse(&text).ok_or_else(|| "must be `concurrent` or `fifo`".to_owned())
+    });
+    c.finish()?;
+    Ok(patch)
+}
+
+fn parse_events(names: Vec<String>) -> Result<Vec<EventType>, String> {
     if names.is_empty() || names.len() > 50 {
         return Err("must list 1 to 50 event types".into());
     }
@@ -109,7 +224,6 @@ fn parse_events(value: &Value) -> Result<Vec<EventType>, String> {
     names
         .iter()
         .map(|name| {
-            let name = name.as_str().ok_or("event types are strings")?;
             let event = EventType::parse_subscribable(name)
                 .ok_or_else(|| format!("`{name}` is not in the event catalog"))?;
             if !seen.insert(event) {
@@ -120,88 +234,20 @@ fn parse_events(value: &Value) -> Result<Vec<EventType>, String> {
         .collect()
 }
 
-fn parse_retry_policy(value: &Value) -> Result<RetryPolicy, String> {
-    let delays = fields::array(value)?
-        .iter()
-        .map(|d| d.as_i64().ok_or("delays are whole numbers of seconds"))
-        .collect::<Result<Vec<_>, _>>()?;
-    RetryPolicy::parse(&delays)
-}
-
-/// Reads every webhook field present; on create, the required ones must be there.
-fn parse_fields(
-    body: &Map<String, Value>,
-    survey_id: SurveyId,
-    policy: &NetworkPolicy,
-    creating: bool,
-) -> ApiResult<WebhookPatch> {
-    let mut f = Fields::new(body);
-    if let Some(Some(given)) = f.optional("surveyId", |v| fields::string(v).map(str::to_owned))
-        && given.parse::<SurveyId>().ok() != Some(survey_id)
-    {
-        f.error("surveyId", "must match the survey in the path");
-    }
-    let mut patch = WebhookPatch::default();
-    let parse_url = |v: &Value| WebhookUrl::parse(fields::string(v)?, policy);
-    let parse_secret = |v: &Value| Secret::parse(fields::string(v)?);
-    if creating {
-        patch.name = f.required("name", fields::text(1, 200));
-        patch.url = f.required("url", parse_url);
-        patch.events = f.required("events", parse_events);
-    } else {
-        patch.name = f.optional("name", fields::text(1, 200)).flatten();
-        patch.url = f.optional("url", parse_url).flatten();
-        patch.events = f.optional("events", parse_events).flatten();
-        if f.raw("name").is_some_and(Value::is_null) {
-            f.error("name", "cannot be null");
-        }
-    }
-    patch.secret = match f.raw("secret") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(_) => f.optional("secret", parse_secret),
-    };
-    let active_key = if body.contains_key("isActive") {
-        "isActive"
-    } else {
-        "active"
-    };
-    patch.is_active = f.optional(active_key, fields::boolean).flatten();
-    patch.headers = f
-        .optional("headers", |v| {
-            let map = fields::object(v)?;
-            let pairs = map
-                .iter()
-                .map(|(k, v)| {
-                    v.as_str()
-                        .map(|s| (k.clone(), s.to_owned()))
-                        .ok_or_else(|| format!("header `{k}` must have a string value"))
-                })
-                .collect::<Result<BTreeMap<_, _>, _>>()?;
-            CustomHeaders::parse(&pairs).map_err(|errors| {
-                errors
-                    .iter()
-                    .map(|(name, message)| {
-                        if name.is_empty() {
-                            message.clone()
-                        } else {
-                            format!("`{name}` {message}")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
+fn parse_headers(pairs: BTreeMap<String, String>) -> Result<CustomHeaders, String> {
+    CustomHeaders::parse(&pairs).map_err(|errors| {
+        errors
+            .iter()
+            .map(|(name, message)| {
+                if name.is_empty() {
+                    message.clone()
+                } else {
+                    format!("`{name}` {message}")
+                }
             })
-        })
-        .flatten();
-    patch.retry_policy = f.optional("retryPolicy", parse_retry_policy).flatten();
-    patch.ordering = f
-        .optional("ordering", |v| {
-            DeliveryOrder::parse(fields::string(v)?)
-                .ok_or_else(|| "must be `concurrent` or `fifo`".to_owned())
-        })
-        .flatten();
-    f.finish()?;
-    Ok(patch)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 fn survey_path(id: &str) -> ApiResult<SurveyId> {
@@ -218,13 +264,13 @@ async fn create_webhook(
     caller: Caller,
     idempotency: Idempotency,
     ApiPath(survey): ApiPath<String>,
-    JsonObject(body): JsonObject,
+    Body(body): Body<WebhookInput>,
 ) -> ApiResult<Answer> {
     let survey_id = survey_path(&survey)?;
     app.store
         .read(move |c| surveys::require(c, survey_id))
         .await?;
-    let patch = parse_fields(&body, survey_id, &app.config.network, true)?;
+    let patch = parse_fields(body, survey_id, &app.config.network, true)?;
     let new = NewWebhook {
         survey_id,
         name: patch.name.expect("required"),
@@ -299,21 +345,20 @@ async fn get_webhook(
 /// Change any subset of a webhook's fields. `"secret": null` removes the secret;
 /// `isActive: true` re-enables an auto-disabled webhook and resumes its deliveries.
 #[utoipa::path(patch, path = "/api/surveys/{surveyId}/webhooks/{id}", tag = "webhooks",
-    params(("surveyId" = String, Path), ("id" = String, Path)), request_body = WebhookInput,
+    params(("surveyId" = String, Path), ("id" = String, Path)), request_body = WebhookChanges,
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_webhook(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath((survey, id)): ApiPath<(String, String)>,
-    JsonObject(body): JsonObject,
+    Body(WebhookChanges(body)): Body<WebhookChanges>,
 ) -> ApiResult<Json<WebhookView>> {
     let (survey_id, id): (SurveyId, WebhookId) = (survey_path(&survey)?, path_id(&id)?);
     app.store
         .read(move |c| webhooks::get(c, survey_id, id))
         .await?;
-    let patch = parse_fields(&body, survey_id, &app.config.network, false)?;
-    let changed: Vec<&String> = body.keys().collect();
-    let detail = json!({ "fields": changed });
+    let detail = json!({ "fields": body.sent() });
+    let patch = parse_fields(body, survey_id, &app.config.network, false)?;
     let actor = caller.0.clone();
     let overlap = app.config.secret_overlap_ms();
     let (webhook, resumed, notify) = app
