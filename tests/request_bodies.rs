@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Receiver, TestApp, spawn_app};
+use common::{KEY, Receiver, TestApp, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -365,6 +365,39 @@ async fn every_documented_request_body_is_the_one_the_parser_reads() {
             wrong.insert(name.clone(), wrong_type(schema));
             let what = format!("`{name}` of the wrong JSON type");
             assert_only_bad(&app, body, &scene, json!(wrong), name, &what).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_one_object_with_each_field_once_is_refused_as_invalid_json() {
+    let app = spawn_app().await;
+    let scene = Scene::new(&app).await;
+    let (_, doc) = app.get("/api/openapi.json").await;
+    for body in body_schemas(&doc) {
+        let full = example(&doc, &scene, &body.schema);
+        let (name, value) = full.as_object().unwrap().iter().next().unwrap();
+        let twice = format!("{{{name:?}: {value}, {name:?}: {value}}}");
+        for sent in ["[]", "[1, 2]", "null", "7", "\"text\"", twice.as_str()] {
+            let response = app
+                .client
+                .request(body.method.clone(), app.url(&scene.path(&body.path)))
+                .bearer_auth(KEY)
+                .header("content-type", "application/json")
+                .body(sent.to_owned())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_json")),
+                "{} {} ({}): {sent} -> {answer}",
+                body.method,
+                body.path,
+                body.name
+            );
         }
     }
 }

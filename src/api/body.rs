@@ -14,8 +14,9 @@
 //! against the running parser.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -146,6 +147,35 @@ pub fn nested<T: DeserializeOwned>(value: Value) -> Result<T, String> {
         Value::Object(_) => T::deserialize(value).map_err(|e| e.to_string()),
         _ => Err("must be an object".into()),
     }
+}
+
+/// An object read as a map, for a body that looks at its keys before it picks its type
+/// (the contact upsert). A key sent twice is an error, as it is for a body struct.
+pub fn object_once<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Map<String, Value>, D::Error> {
+    struct Once;
+
+    impl<'de> Visitor<'de> for Once {
+        type Value = Map<String, Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Self::Value, A::Error> {
+            let mut object = Map::new();
+            while let Some((key, value)) = entries.next_entry::<String, Value>()? {
+                if object.contains_key(&key) {
+                    return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+                }
+                object.insert(key, value);
+            }
+            Ok(object)
+        }
+    }
+
+    deserializer.deserialize_map(Once)
 }
 
 /// Turns a body's fields into domain types, collecting every problem.

@@ -34,8 +34,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         serde_json::from_slice::<Object<T>>(&bytes)
             .map(|Object(body)| Self(body))
             .map_err(|e| match e.classify() {
+                // Not `{e}`: it would quote the body back (a string body, say).
                 Category::Data => ApiError::InvalidJson(format!(
-                    "the body must be one JSON object, each field sent once: {e}"
+                    "the body must be one JSON object, each field sent once (line {}, column {})",
+                    e.line(),
+                    e.column()
                 )),
                 _ => ApiError::InvalidJson(format!("the body is not valid JSON: {e}")),
             })

@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::api::body::{Check, Field, Wire, nested, small_object, text};
+use crate::api::body::{Check, Field, Wire, nested, object_once, small_object, text};
 use crate::api::error::ApiResult;
 use crate::store::contacts::ContactInput;
 
@@ -69,7 +69,7 @@ pub enum ContactUpsert {
 
 impl<'de> Deserialize<'de> for ContactUpsert {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let object = Map::<String, Value>::deserialize(deserializer)?;
+        let object = object_once(deserializer)?;
         let batch = object.contains_key("contacts");
         let object = Value::Object(object);
         let read = if batch {
