@@ -4,15 +4,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::Caller;
+use super::body::{Check, Field};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
-use super::fields::{self, Fields};
+use super::extract::{ApiPath, Body, QueryMap, paginate, path_id};
 use super::idempotency::{Answer, Idempotency};
 use super::webhooks::require_webhook;
 use super::{AppState, ListOf};
@@ -194,11 +194,12 @@ pub struct Queued {
 }
 
 /// The replay body.
-#[allow(dead_code)] // documentation of the body
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ReplayInput {
     /// RFC 3339 time: events stored since then are queued again.
-    since: String,
+    #[serde(default)]
+    #[schema(value_type = String, format = DateTime, required)]
+    since: Field<String>,
 }
 
 /// Queue every stored event since a time that this webhook subscribes to and has not
@@ -211,14 +212,14 @@ async fn replay(
     caller: Caller,
     idempotency: Idempotency,
     ApiPath((survey, id)): ApiPath<(String, String)>,
-    JsonObject(body): JsonObject,
+    Body(body): Body<ReplayInput>,
 ) -> ApiResult<Answer> {
     let webhook = require_webhook(&app, &survey, &id).await?;
-    let mut f = Fields::new(&body);
-    let since = f.required("since", |v| {
-        parse_rfc3339(fields::string(v)?).ok_or_else(|| "must be an RFC 3339 time".to_owned())
+    let mut c = Check::new();
+    let since = c.required("since", body.since, |text| {
+        parse_rfc3339(&text).ok_or_else(|| "must be an RFC 3339 time".to_owned())
     });
-    f.finish()?;
+    c.finish()?;
     let since = since.expect("required");
     let actor = caller.0.clone();
     let webhook_id = webhook.id;

@@ -8,16 +8,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::auth::Caller;
+use super::body::{Check, Field, small_object};
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use super::extract::{ApiPath, JsonObject, QueryMap, path_id};
-use super::fields::{self, Fields};
+use super::extract::{ApiPath, Body, QueryMap, path_id};
 use super::idempotency::{Answer, Idempotency, unchanged};
 use super::surveys::MAX_CONTEXT_BYTES;
 use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
@@ -40,19 +40,25 @@ const MAX_EXPIRY_DAYS: i64 = 365;
 const DAY_MS: Millis = 86_400_000;
 
 /// The quick distribution body.
-#[allow(dead_code)] // documentation of the body
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuickInput {
     /// 1 to 1,000 contact ids; repeats get one invitation.
-    contact_ids: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, required)]
+    contact_ids: Field<Vec<String>>,
     /// `link`. `email` and `sms` need a gateway, which this server does not have.
-    channel: String,
+    #[serde(default)]
+    #[schema(value_type = String, required)]
+    channel: Field<String>,
     /// 1 to 365 (default 30).
-    expires_in_days: Option<u32>,
-    /// Carried into every response made through these links.
+    #[serde(default)]
+    #[schema(value_type = i64)]
+    expires_in_days: Field<i64>,
+    /// Carried into every response made through these links; at most 64 KiB of JSON.
+    #[serde(default)]
     #[schema(value_type = Object)]
-    embedded_data: Option<Value>,
+    embedded_data: Field<Map<String, Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,29 +90,34 @@ async fn quick_distribution(
     caller: Caller,
     idempotency: Idempotency,
     ApiPath(survey): ApiPath<String>,
-    JsonObject(body): JsonObject,
+    Body(body): Body<QuickInput>,
 ) -> ApiResult<Answer> {
     let survey_id: SurveyId = path_id(&survey)?;
     app.store
         .read(move |c| surveys::require(c, survey_id))
         .await?;
-    let mut f = Fields::new(&body);
-    let ids = f.required("contactIds", |v| contact_ids(fields::array(v)?));
-    let channel = f.required("channel", channel);
-    let days = f
-        .optional("expiresInDays", |v| match v.as_i64() {
-            Some(days) if (1..=MAX_EXPIRY_DAYS).contains(&days) => Ok(days),
-            _ => Err(format!(
-                "must be a whole number from 1 to {MAX_EXPIRY_DAYS}"
-            )),
+    let mut c = Check::new();
+    let ids = c.required("contactIds", body.contact_ids, contact_ids);
+    let channel = c.required("channel", body.channel, channel);
+    let days = c
+        .optional("expiresInDays", body.expires_in_days, |days| {
+            if (1..=MAX_EXPIRY_DAYS).contains(&days) {
+                Ok(days)
+            } else {
+                Err(format!(
+                    "must be a whole number from 1 to {MAX_EXPIRY_DAYS}"
+                ))
+            }
         })
-        .flatten()
         .unwrap_or(DEFAULT_EXPIRY_DAYS);
-    let embedded_data = f
-        .optional("embeddedData", fields::small_object(MAX_CONTEXT_BYTES))
-        .flatten()
+    let embedded_data = c
+        .optional(
+            "embeddedData",
+            body.embedded_data,
+            small_object(MAX_CONTEXT_BYTES),
+        )
         .unwrap_or_default();
-    f.finish()?;
+    c.finish()?;
     let (ids, channel) = (ids.expect("required"), channel.expect("required"));
     let now = now_ms();
     let mut distinct = ids.clone();
@@ -187,8 +198,8 @@ fn unknown_contacts(ids: &[ContactId], unknown: &[ContactId]) -> ApiError {
     )
 }
 
-fn channel(value: &Value) -> Result<&'static str, String> {
-    match fields::string(value)? {
+fn channel(name: String) -> Result<&'static str, String> {
+    match name.as_str() {
         "link" => Ok("link"),
         "email" => Err("email needs a mail gateway, and none is configured; use link".into()),
         "sms" => Err("sms needs an SMS gateway, and none is configured; use link".into()),
@@ -197,14 +208,14 @@ fn channel(value: &Value) -> Result<&'static str, String> {
 }
 
 /// 1 to 1,000 contact ids; a bad one is named by its index.
-fn contact_ids(values: &[Value]) -> Result<Vec<ContactId>, String> {
+fn contact_ids(values: Vec<String>) -> Result<Vec<ContactId>, String> {
     if values.is_empty() || values.len() > MAX_CONTACTS {
         return Err(format!("must have 1 to {MAX_CONTACTS} contact ids"));
     }
     let mut ids = Vec::with_capacity(values.len());
     let mut bad = Vec::new();
     for (i, value) in values.iter().enumerate() {
-        match value.as_str().and_then(|s| s.trim().parse().ok()) {
+        match value.trim().parse().ok() {
             Some(id) => ids.push(id),
             None => bad.push(i.to_string()),
         }
@@ -257,12 +268,13 @@ pub struct BulkStatusView {
 }
 
 /// The bulk status body.
-#[allow(dead_code)] // documentation of the body
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkStatusInput {
     /// 1 to 1,000 contact ids.
-    contact_ids: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, required)]
+    contact_ids: Field<Vec<String>>,
 }
 
 /// Where each contact stands with the survey, in the order asked.
@@ -278,13 +290,13 @@ async fn bulk_status_get(
 ) -> ApiResult<Json<BulkStatusView>> {
     let survey_id: SurveyId = path_id(&survey)?;
     let list = query.0.get("contactIds").map(String::as_str).unwrap_or("");
-    let values: Vec<Value> = list
+    let values: Vec<String> = list
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| Value::String(s.to_owned()))
+        .map(str::to_owned)
         .collect();
-    let ids = contact_ids(&values).map_err(|m| ApiError::field("contactIds", m))?;
+    let ids = contact_ids(values).map_err(|m| ApiError::field("contactIds", m))?;
     bulk_status(app, survey_id, ids).await
 }
 
@@ -296,12 +308,12 @@ async fn bulk_status_get(
 async fn bulk_status_post(
     State(app): State<AppState>,
     ApiPath(survey): ApiPath<String>,
-    JsonObject(body): JsonObject,
+    Body(body): Body<BulkStatusInput>,
 ) -> ApiResult<Response> {
     let survey_id: SurveyId = path_id(&survey)?;
-    let mut f = Fields::new(&body);
-    let ids = f.required("contactIds", |v| contact_ids(fields::array(v)?));
-    f.finish()?;
+    let mut c = Check::new();
+    let ids = c.required("contactIds", body.contact_ids, contact_ids);
+    c.finish()?;
     let view = bulk_status(app, survey_id, ids.expect("required")).await?;
     Ok(unchanged(view))
 }

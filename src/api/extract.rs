@@ -2,69 +2,96 @@
 //! failure becomes the contract's error shape (never axum's plain-text rejections).
 
 use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::str::FromStr;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use serde_json::{Map, Value};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::error::Category;
 
 use super::error::{ApiError, FieldError};
 
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// A JSON object body. Malformed JSON or another content type: 400 `invalid_json`; over
-/// 1 MiB: 413. The object's fields are then parsed into domain types by the handler, so
-/// that every bad field can be reported at once.
-pub struct JsonObject(pub Map<String, Value>);
+/// A JSON object body read into `T`, one of the body structs of [`super::body`].
+/// Malformed JSON, a body that is not an object, a field sent twice or another content
+/// type: 400 `invalid_json`; over 1 MiB: 413. Field values are not checked here: `T`'s
+/// fields keep what is wrong with them, so that the handler can report every bad field.
+pub struct Body<T>(pub T);
 
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match JsonValue::from_request(req, state).await?.0 {
-            Value::Object(map) => Ok(Self(map)),
-            _ => Err(ApiError::InvalidJson(
-                "the body must be a JSON object".into(),
-            )),
-        }
+        let bytes = json_bytes(req, state).await?;
+        serde_json::from_slice::<Object<T>>(&bytes)
+            .map(|Object(body)| Self(body))
+            .map_err(|e| match e.classify() {
+                // Not `{e}`: it would quote the body back (a string body, say).
+                Category::Data => ApiError::InvalidJson(format!(
+                    "the body must be one JSON object, each field sent once (line {}, column {})",
+                    e.line(),
+                    e.column()
+                )),
+                _ => ApiError::InvalidJson(format!("the body is not valid JSON: {e}")),
+            })
     }
 }
 
-/// Any JSON body (objects or arrays), with the same rules as [`JsonObject`].
-pub struct JsonValue(pub Value);
-
-impl<S: Send + Sync> FromRequest<S> for JsonValue {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        if !is_json {
-            return Err(ApiError::InvalidJson(
-                "send the body as Content-Type: application/json".into(),
-            ));
+/// The bytes of a body sent as JSON.
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::InvalidJson(
+            "send the body as Content-Type: application/json".into(),
+        ));
+    }
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::InvalidJson(format!("the body could not be read: {rejection}"))
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::InvalidJson(format!("the body could not be read: {rejection}"))
+    })
+}
+
+/// `T` read from a JSON object only: a struct would otherwise also accept an array, its
+/// items taken as the fields in order.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Visit<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
             }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|e| ApiError::InvalidJson(format!("the body is not valid JSON: {e}")))
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+
+        deserializer.deserialize_map(Visit(PhantomData))
     }
 }
 

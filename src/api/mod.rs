@@ -7,12 +7,12 @@
 
 mod admin;
 mod auth;
+mod body;
 mod contacts;
 mod deliveries;
 mod distributions;
 mod error;
 mod extract;
-mod fields;
 mod idempotency;
 mod keyring;
 mod meta;

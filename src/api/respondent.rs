@@ -14,16 +14,16 @@ use axum::extract::State;
 use axum::http::header::{self, HeaderMap};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::page::{no_store, page};
 use super::AppState;
+use super::body::{Check, Field, response_context};
 use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use super::extract::{ApiPath, JsonObject};
-use super::fields::{self, Fields};
+use super::extract::{ApiPath, Body};
 use super::idempotency::{Answer, Idempotency};
 use super::surveys::MAX_CONTEXT_BYTES;
 use crate::domain::survey::{Completeness, Question, validate_answers};
@@ -99,20 +99,27 @@ pub struct RespondentView {
 }
 
 /// The body of a save.
-#[allow(dead_code)] // documentation of the body
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SaveInput {
     /// `{"<questionId>": {"value": ..}}` or `{"<questionId>": {"choiceIds": [..]}}`; merged
     /// into the answers saved before; `null` clears a saved answer.
+    #[serde(default)]
+    #[schema(value_type = Object, required)]
+    answers: Field<Map<String, Value>>,
+    /// Merged into the response's; the distribution's own embedded data wins. At most
+    /// 64 KiB of JSON.
+    #[serde(default)]
     #[schema(value_type = Object)]
-    answers: Value,
+    embedded_data: Field<Map<String, Value>>,
+    /// Merged into the response's. At most 64 KiB of JSON.
+    #[serde(default)]
     #[schema(value_type = Object)]
-    embedded_data: Option<Value>,
-    #[schema(value_type = Object)]
-    metadata: Option<Value>,
+    metadata: Field<Map<String, Value>>,
     /// `false`: save for later; `true`: complete (every required question answered).
-    complete: bool,
+    #[serde(default)]
+    #[schema(value_type = bool, required)]
+    complete: Field<bool>,
 }
 
 /// The survey behind a link, with the answers saved so far (JSON, or the patient's page
@@ -179,7 +186,7 @@ async fn save(
     State(app): State<AppState>,
     idempotency: Idempotency,
     ApiPath(token): ApiPath<String>,
-    JsonObject(body): JsonObject,
+    Body(body): Body<SaveInput>,
 ) -> ApiResult<Response> {
     if !plausible(&token) {
         return Err(ApiError::NotFound);
@@ -189,11 +196,12 @@ async fn save(
     app.store
         .read(move |c| invitations::find_live(c, &probe, now_ms()).map(drop))
         .await?;
-    let mut f = Fields::new(&body);
-    let answers = f.required("answers", fields::object);
-    let (embedded_data, metadata) = fields::response_context(&mut f, MAX_CONTEXT_BYTES);
-    let complete = f.required("complete", fields::boolean);
-    f.finish()?;
+    let mut c = Check::new();
+    let answers = c.required("answers", body.answers, Ok);
+    let (embedded_data, metadata) =
+        response_context(&mut c, body.embedded_data, body.metadata, MAX_CONTEXT_BYTES);
+    let complete = c.required("complete", body.complete, Ok);
+    c.finish()?;
     let input = Input {
         answers: answers.expect("required"),
         embedded_data,

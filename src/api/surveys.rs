@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::body::{Check, Field, Wire, response_context, text};
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
-use super::fields::{self, Fields};
+use super::extract::{ApiPath, Body, QueryMap, paginate, path_id};
 use super::idempotency::{Answer, Idempotency};
 use super::{AppState, ListOf};
 use crate::domain::survey::{Completeness, Question, validate_answers, validate_questions};
@@ -51,15 +51,24 @@ impl From<&Survey> for SurveyView {
 }
 
 /// The survey body.
-#[allow(dead_code)] // documentation of the body
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct SurveyInput {
     /// 1 to 200 characters.
-    title: String,
+    #[serde(default)]
+    #[schema(value_type = String, required)]
+    title: Field<String>,
     /// `{id, type, text, required?, choices?: [{id, label}]}`; `type` one of text,
     /// single_choice, multi_choice, rating (1-5), nps (0-10).
-    #[schema(value_type = Vec<Object>)]
-    questions: Vec<Value>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>, required)]
+    questions: Field<Vec<Question>>,
+}
+
+/// A question as sent: the domain's own shape, whose serde error says what is wrong.
+impl Wire for Question {
+    fn from_json(value: Value) -> Result<Self, String> {
+        serde_json::from_value(value).map_err(|e| format!("is not a question: {e}"))
+    }
 }
 
 /// Create a survey.
@@ -68,20 +77,17 @@ pub struct SurveyInput {
 async fn create_survey(
     State(app): State<AppState>,
     idempotency: Idempotency,
-    JsonObject(body): JsonObject,
+    Body(body): Body<SurveyInput>,
 ) -> ApiResult<Answer> {
-    let mut f = Fields::new(&body);
-    let title = f.required("title", fields::text(1, 200));
-    let questions = f.required("questions", |v| {
-        serde_json::from_value::<Vec<Question>>(v.clone())
-            .map_err(|e| format!("must be a list of questions: {e}"))
-    });
+    let mut c = Check::new();
+    let title = c.required("title", body.title, text(1, 200));
+    let questions = c.required("questions", body.questions, Ok);
     if let Some(questions) = &questions {
         for (field, message) in validate_questions(questions) {
-            f.error(field, message);
+            c.error(field, message);
         }
     }
-    f.finish()?;
+    c.finish()?;
     let (title, questions) = (title.expect("required"), questions.expect("required"));
     let (_, answer) = idempotency
         .write(
@@ -160,18 +166,25 @@ impl From<&Response> for ResponseView {
 }
 
 /// The kiosk submission body.
-#[allow(dead_code)] // documentation of the body
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubmissionInput {
-    contact_id: Option<String>,
+    /// A known contact, if the respondent is one.
+    #[serde(default)]
+    #[schema(value_type = String, format = Uuid)]
+    contact_id: Field<String>,
     /// `{"<questionId>": {"value": ..}}` or `{"<questionId>": {"choiceIds": [..]}}`.
+    #[serde(default)]
+    #[schema(value_type = Object, required)]
+    answers: Field<Map<String, Value>>,
+    /// Kept with the response and sent in its events; at most 64 KiB of JSON.
+    #[serde(default)]
     #[schema(value_type = Object)]
-    answers: Value,
+    embedded_data: Field<Map<String, Value>>,
+    /// Kept with the response and sent in its events; at most 64 KiB of JSON.
+    #[serde(default)]
     #[schema(value_type = Object)]
-    embedded_data: Option<Value>,
-    #[schema(value_type = Object)]
-    metadata: Option<Value>,
+    metadata: Field<Map<String, Value>>,
 }
 
 /// Most bytes of embedded data or metadata kept with a response.
@@ -186,32 +199,30 @@ async fn submit_response(
     State(app): State<AppState>,
     idempotency: Idempotency,
     ApiPath(survey): ApiPath<String>,
-    JsonObject(body): JsonObject,
+    Body(body): Body<SubmissionInput>,
 ) -> ApiResult<Answer> {
     let survey_id: SurveyId = path_id(&survey)?;
     let survey = app.store.survey(survey_id).await?;
-    let mut f = Fields::new(&body);
-    let contact_id = f
-        .optional("contactId", |v| {
-            fields::string(v)?
-                .parse::<ContactId>()
-                .map_err(|_| "is not a contact id".to_owned())
-        })
-        .flatten();
-    let answers = f.required("answers", fields::object);
-    let (embedded_data, metadata) = fields::response_context(&mut f, MAX_CONTEXT_BYTES);
+    let mut c = Check::new();
+    let contact_id = c.optional("contactId", body.contact_id, |text| {
+        text.parse::<ContactId>()
+            .map_err(|_| "is not a contact id".to_owned())
+    });
+    let answers = c.required("answers", body.answers, Ok);
+    let (embedded_data, metadata) =
+        response_context(&mut c, body.embedded_data, body.metadata, MAX_CONTEXT_BYTES);
     let answers = answers.and_then(|answers| {
         match validate_answers(&survey.questions, &answers, Completeness::Complete) {
             Ok(clean) => Some(clean),
             Err(errors) => {
                 for (field, message) in errors {
-                    f.error(field, message);
+                    c.error(field, message);
                 }
                 None
             }
         }
     });
-    f.finish()?;
+    c.finish()?;
     let now = now_ms();
     let response = Response {
         id: ResponseId::new(),

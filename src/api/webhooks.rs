@@ -1,26 +1,22 @@
 //! Webhook routes (SPEC §3): create, list, get, update, delete.
 
-use std::collections::{BTreeMap, HashSet};
+mod input;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
+use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use self::input::{WebhookChanges, WebhookInput, parse_fields};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiPath, JsonObject, QueryMap, paginate, path_id};
-use super::fields::{self, Fields};
+use super::extract::{ApiPath, Body, QueryMap, paginate, path_id};
 use super::idempotency::{Answer, Idempotency};
 use super::{AppState, ListOf};
-use crate::domain::ssrf::NetworkPolicy;
-use crate::domain::{
-    CustomHeaders, DeliveryOrder, EventType, RetryPolicy, Secret, SurveyId, WebhookId, WebhookUrl,
-};
+use crate::domain::{SurveyId, WebhookId};
 use crate::store::audit::Entry;
-use crate::store::webhooks::{self, NewWebhook, Webhook, WebhookPatch};
+use crate::store::webhooks::{self, NewWebhook, Webhook};
 use crate::store::{audit, surveys};
 use crate::views::WebhookView;
 
@@ -28,135 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_webhook, list_webhooks))
         .routes(routes!(get_webhook, update_webhook, delete_webhook))
-}
-
-/// The create body (every field of it may be sent to update).
-#[allow(dead_code)] // documentation of the body; parsing goes through `parse_fields`
-#[derive(ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookInput {
-    survey_id: Option<SurveyId>,
-    /// 1 to 200 characters.
-    name: String,
-    /// Absolute https:// URL (http:// with HOOKD_ALLOW_HTTP), at most 2,000 characters.
-    url: String,
-    /// 1 to 50 distinct names from the event catalog.
-    events: Vec<String>,
-    /// 16 to 500 characters; null removes it on update.
-    secret: Option<String>,
-    /// Default true; `active` is accepted as an alias.
-    is_active: Option<bool>,
-    /// At most 20 custom request headers.
-    headers: Option<BTreeMap<String, String>>,
-    /// 0 to 10 delays in seconds, each 1 to 86,400.
-    retry_policy: Option<Vec<u32>>,
-    /// `concurrent` (default: up to HOOKD_MAX_IN_FLIGHT attempts at once, no order
-    /// promised) or `fifo` (one at a time, in the order the events were stored).
-    ordering: Option<String>,
-}
-
-fn parse_events(value: &Value) -> Result<Vec<EventType>, String> {
-    let names = fields::array(value)?;
-    if names.is_empty() || names.len() > 50 {
-        return Err("must list 1 to 50 event types".into());
-    }
-    let mut seen = HashSet::new();
-    names
-        .iter()
-        .map(|name| {
-            let name = name.as_str().ok_or("event types are strings")?;
-            let event = EventType::parse_subscribable(name)
-                .ok_or_else(|| format!("`{name}` is not in the event catalog"))?;
-            if !seen.insert(event) {
-                return Err(format!("`{name}` is listed twice"));
-            }
-            Ok(event)
-        })
-        .collect()
-}
-
-fn parse_retry_policy(value: &Value) -> Result<RetryPolicy, String> {
-    let delays = fields::array(value)?
-        .iter()
-        .map(|d| d.as_i64().ok_or("delays are whole numbers of seconds"))
-        .collect::<Result<Vec<_>, _>>()?;
-    RetryPolicy::parse(&delays)
-}
-
-/// Reads every webhook field present; on create, the required ones must be there.
-fn parse_fields(
-    body: &Map<String, Value>,
-    survey_id: SurveyId,
-    policy: &NetworkPolicy,
-    creating: bool,
-) -> ApiResult<WebhookPatch> {
-    let mut f = Fields::new(body);
-    if let Some(Some(given)) = f.optional("surveyId", |v| fields::string(v).map(str::to_owned))
-        && given.parse::<SurveyId>().ok() != Some(survey_id)
-    {
-        f.error("surveyId", "must match the survey in the path");
-    }
-    let mut patch = WebhookPatch::default();
-    let parse_url = |v: &Value| WebhookUrl::parse(fields::string(v)?, policy);
-    let parse_secret = |v: &Value| Secret::parse(fields::string(v)?);
-    if creating {
-        patch.name = f.required("name", fields::text(1, 200));
-        patch.url = f.required("url", parse_url);
-        patch.events = f.required("events", parse_events);
-    } else {
-        patch.name = f.optional("name", fields::text(1, 200)).flatten();
-        patch.url = f.optional("url", parse_url).flatten();
-        patch.events = f.optional("events", parse_events).flatten();
-        if f.raw("name").is_some_and(Value::is_null) {
-            f.error("name", "cannot be null");
-        }
-    }
-    patch.secret = match f.raw("secret") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(_) => f.optional("secret", parse_secret),
-    };
-    let active_key = if body.contains_key("isActive") {
-        "isActive"
-    } else {
-        "active"
-    };
-    patch.is_active = f.optional(active_key, fields::boolean).flatten();
-    patch.headers = f
-        .optional("headers", |v| {
-            let map = fields::object(v)?;
-            let pairs = map
-                .iter()
-                .map(|(k, v)| {
-                    v.as_str()
-                        .map(|s| (k.clone(), s.to_owned()))
-                        .ok_or_else(|| format!("header `{k}` must have a string value"))
-                })
-                .collect::<Result<BTreeMap<_, _>, _>>()?;
-            CustomHeaders::parse(&pairs).map_err(|errors| {
-                errors
-                    .iter()
-                    .map(|(name, message)| {
-                        if name.is_empty() {
-                            message.clone()
-                        } else {
-                            format!("`{name}` {message}")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-        })
-        .flatten();
-    patch.retry_policy = f.optional("retryPolicy", parse_retry_policy).flatten();
-    patch.ordering = f
-        .optional("ordering", |v| {
-            DeliveryOrder::parse(fields::string(v)?)
-                .ok_or_else(|| "must be `concurrent` or `fifo`".to_owned())
-        })
-        .flatten();
-    f.finish()?;
-    Ok(patch)
 }
 
 fn survey_path(id: &str) -> ApiResult<SurveyId> {
@@ -173,13 +40,13 @@ async fn create_webhook(
     caller: Caller,
     idempotency: Idempotency,
     ApiPath(survey): ApiPath<String>,
-    JsonObject(body): JsonObject,
+    Body(body): Body<WebhookInput>,
 ) -> ApiResult<Answer> {
     let survey_id = survey_path(&survey)?;
     app.store
         .read(move |c| surveys::require(c, survey_id))
         .await?;
-    let patch = parse_fields(&body, survey_id, &app.config.network, true)?;
+    let patch = parse_fields(body, survey_id, &app.config.network, true)?;
     let new = NewWebhook {
         survey_id,
         name: patch.name.expect("required"),
@@ -254,21 +121,20 @@ async fn get_webhook(
 /// Change any subset of a webhook's fields. `"secret": null` removes the secret;
 /// `isActive: true` re-enables an auto-disabled webhook and resumes its deliveries.
 #[utoipa::path(patch, path = "/api/surveys/{surveyId}/webhooks/{id}", tag = "webhooks",
-    params(("surveyId" = String, Path), ("id" = String, Path)), request_body = WebhookInput,
+    params(("surveyId" = String, Path), ("id" = String, Path)), request_body = WebhookChanges,
     responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_webhook(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath((survey, id)): ApiPath<(String, String)>,
-    JsonObject(body): JsonObject,
+    Body(WebhookChanges(body)): Body<WebhookChanges>,
 ) -> ApiResult<Json<WebhookView>> {
     let (survey_id, id): (SurveyId, WebhookId) = (survey_path(&survey)?, path_id(&id)?);
     app.store
         .read(move |c| webhooks::get(c, survey_id, id))
         .await?;
-    let patch = parse_fields(&body, survey_id, &app.config.network, false)?;
-    let changed: Vec<&String> = body.keys().collect();
-    let detail = json!({ "fields": changed });
+    let detail = json!({ "fields": body.sent() });
+    let patch = parse_fields(body, survey_id, &app.config.network, false)?;
     let actor = caller.0.clone();
     let overlap = app.config.secret_overlap_ms();
     let (webhook, resumed, notify) = app
