@@ -1,17 +1,22 @@
 //! The webhook management API (SPEC §2, §3): validation, auth, PATCH semantics, delete,
-//! body errors, persistence across restarts.
+//! body errors, persistence across restarts, and the service routes.
 
+#[path = "../common/mod.rs"]
 mod common;
+
+mod service;
+mod validation;
 
 use common::{KEY, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn valid() -> Value {
+/// A webhook body that passes every rule.
+pub fn valid() -> Value {
     json!({"name": "HIS", "url": "https://his.example.com/hook", "events": ["survey.response_completed"]})
 }
 
-fn with(changes: Value) -> Value {
+pub fn with(changes: Value) -> Value {
     let mut body = valid();
     for (k, v) in changes.as_object().unwrap() {
         if v.is_null() && k != "secret" {
@@ -23,158 +28,13 @@ fn with(changes: Value) -> Value {
     body
 }
 
-fn fields_of(body: &Value) -> Vec<String> {
+pub fn fields_of(body: &Value) -> Vec<String> {
     body["error"]["details"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| d["field"].as_str().unwrap().to_owned())
         .collect()
-}
-
-#[tokio::test]
-async fn every_invalid_webhook_field_is_refused_with_422_naming_the_field() {
-    let app = spawn_app().await;
-    let survey = app.create_survey().await;
-    let other_survey = app.create_survey().await;
-    let cases: Vec<(Value, &str)> = vec![
-        (with(json!({"name": ""})), "name"),
-        (with(json!({"name": "x".repeat(201)})), "name"),
-        (with(json!({"name": null})), "name"),
-        (with(json!({"name": 7})), "name"),
-        (with(json!({"url": null})), "url"),
-        (with(json!({"url": "not a url"})), "url"),
-        (with(json!({"url": "ftp://his.example.com/"})), "url"),
-        (
-            with(json!({"url": format!("https://his.example.com/{}", "a".repeat(2000))})),
-            "url",
-        ),
-        (with(json!({"url": "https://localhost/hook"})), "url"),
-        (with(json!({"url": "https://api.localhost/hook"})), "url"),
-        (with(json!({"url": "https://vault.internal/hook"})), "url"),
-        (with(json!({"url": "https://printer.local/hook"})), "url"),
-        (with(json!({"url": "https://db.default.svc/hook"})), "url"),
-        (with(json!({"url": "https://10.0.0.5/hook"})), "url"),
-        (with(json!({"url": "https://192.168.1.10/hook"})), "url"),
-        (with(json!({"url": "https://172.16.4.4/hook"})), "url"),
-        (
-            with(json!({"url": "https://169.254.169.254/latest/meta-data"})),
-            "url",
-        ),
-        (with(json!({"url": "https://100.64.0.1/hook"})), "url"),
-        (with(json!({"url": "https://0.0.0.0/hook"})), "url"),
-        (with(json!({"url": "https://224.0.0.1/hook"})), "url"),
-        (with(json!({"url": "https://255.255.255.255/hook"})), "url"),
-        (with(json!({"url": "https://[::1]/hook"})), "url"),
-        (with(json!({"url": "https://[fe80::1]/hook"})), "url"),
-        (with(json!({"url": "https://[fd00::1]/hook"})), "url"),
-        (
-            with(json!({"url": "https://[::ffff:10.0.0.1]/hook"})),
-            "url",
-        ),
-        (with(json!({"url": "https://[::]/hook"})), "url"),
-        // SPEC §9: tunnels, documentation, benchmarking and protocol ranges.
-        (with(json!({"url": "https://[::10.0.0.1]/hook"})), "url"),
-        (with(json!({"url": "https://[2002:a00:1::1]/hook"})), "url"),
-        (with(json!({"url": "https://[2001::1]/hook"})), "url"),
-        (
-            with(json!({"url": "https://[64:ff9b:1::a00:1]/hook"})),
-            "url",
-        ),
-        (with(json!({"url": "https://[100::1]/hook"})), "url"),
-        (with(json!({"url": "https://[2001:db8::1]/hook"})), "url"),
-        (with(json!({"url": "https://198.18.0.1/hook"})), "url"),
-        (with(json!({"url": "https://192.0.0.8/hook"})), "url"),
-        (with(json!({"url": "https://192.0.2.1/hook"})), "url"),
-        (with(json!({"url": "https://198.51.100.7/hook"})), "url"),
-        (with(json!({"url": "https://203.0.113.9/hook"})), "url"),
-        (with(json!({"events": null})), "events"),
-        (with(json!({"events": []})), "events"),
-        (with(json!({"events": ["survey.deleted"]})), "events"),
-        (with(json!({"events": ["webhook.test"]})), "events"),
-        (
-            with(json!({"events": ["survey.response_completed", "survey.response_completed"]})),
-            "events",
-        ),
-        (
-            with(json!({"events": "survey.response_completed"})),
-            "events",
-        ),
-        (with(json!({"secret": "too-short"})), "secret"),
-        (with(json!({"secret": "s".repeat(501)})), "secret"),
-        (with(json!({"secret": 12345678901234567i64})), "secret"),
-        (with(json!({"headers": {"Host": "x"}})), "headers"),
-        (
-            with(json!({"headers": {"Content-Type": "text/plain"}})),
-            "headers",
-        ),
-        (
-            with(json!({"headers": {"X-Webhook-Signature": "forged"}})),
-            "headers",
-        ),
-        (
-            with(json!({"headers": {"webhook-id": "forged"}})),
-            "headers",
-        ),
-        (
-            with(json!({"headers": {"Transfer-Encoding": "chunked"}})),
-            "headers",
-        ),
-        (with(json!({"headers": {"bad header": "v"}})), "headers"),
-        (
-            with(json!({"headers": {"X-Long": "v".repeat(1001)}})),
-            "headers",
-        ),
-        (with(json!({"headers": {"X-Num": 5}})), "headers"),
-        (
-            with(
-                json!({"headers": (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect::<serde_json::Map<_, _>>()}),
-            ),
-            "headers",
-        ),
-        (with(json!({"retryPolicy": [0]})), "retryPolicy"),
-        (with(json!({"retryPolicy": [86_401]})), "retryPolicy"),
-        (with(json!({"retryPolicy": vec![1; 11]})), "retryPolicy"),
-        (with(json!({"retryPolicy": [1.5]})), "retryPolicy"),
-        (with(json!({"isActive": "yes"})), "isActive"),
-        (with(json!({"active": "yes"})), "active"),
-        (with(json!({"surveyId": other_survey})), "surveyId"),
-    ];
-    for (body, field) in cases {
-        let (status, answer) = app
-            .post(&format!("/api/surveys/{survey}/webhooks"), body.clone())
-            .await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{body} -> {answer}"
-        );
-        assert_eq!(answer["error"]["code"], "validation_failed");
-        assert!(
-            fields_of(&answer).contains(&field.to_owned()),
-            "{body}: expected `{field}` in {answer}"
-        );
-    }
-    let (_, listed) = app.get(&format!("/api/surveys/{survey}/webhooks")).await;
-    assert_eq!(
-        listed["items"].as_array().unwrap().len(),
-        0,
-        "nothing invalid was stored"
-    );
-}
-
-#[tokio::test]
-async fn every_bad_field_is_listed_at_once() {
-    let app = spawn_app().await;
-    let survey = app.create_survey().await;
-    let body = json!({"name": "", "url": "http://localhost", "events": [], "secret": "x", "retryPolicy": [0]});
-    let (status, answer) = app
-        .post(&format!("/api/surveys/{survey}/webhooks"), body)
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let mut fields = fields_of(&answer);
-    fields.sort();
-    assert_eq!(fields, ["events", "name", "retryPolicy", "secret", "url"]);
 }
 
 #[tokio::test]
@@ -516,97 +376,4 @@ async fn webhooks_and_surveys_survive_a_restart_on_the_same_data_dir() {
         app.get(&format!("/api/surveys/{survey}")).await.0,
         StatusCode::OK
     );
-}
-
-#[tokio::test]
-async fn the_service_routes_answer() {
-    let app = spawn_app().await;
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    let (status, types) = app.get("/api/event-types").await;
-    assert_eq!(status, StatusCode::OK);
-    let names: Vec<_> = types["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        ["survey.response_completed", "survey.response_started"]
-    );
-    let (status, undecodable) = app.get("/api/surveys/%FF/webhooks").await;
-    assert_eq!(
-        (status, undecodable["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found")),
-        "a path that cannot be decoded names nothing, in the contract's shape"
-    );
-    let (status, unknown) = app.get("/api/nothing-here").await;
-    assert_eq!(
-        (status, unknown["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
-}
-
-#[tokio::test]
-async fn the_openapi_document_covers_every_route() {
-    let app = spawn_app().await;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    let paths = doc["paths"].as_object().unwrap();
-    for (path, method) in [
-        ("/api/surveys", "post"),
-        ("/api/surveys", "get"),
-        ("/api/surveys/{surveyId}", "get"),
-        ("/api/surveys/{surveyId}/responses", "post"),
-        ("/api/surveys/{surveyId}/responses/{responseId}", "get"),
-        ("/api/surveys/{surveyId}/webhooks", "post"),
-        ("/api/surveys/{surveyId}/webhooks", "get"),
-        ("/api/surveys/{surveyId}/webhooks/{id}", "get"),
-        ("/api/surveys/{surveyId}/webhooks/{id}", "patch"),
-        ("/api/surveys/{surveyId}/webhooks/{id}", "delete"),
-        ("/api/surveys/{surveyId}/webhooks/{id}/test", "post"),
-        ("/api/surveys/{surveyId}/webhooks/{id}/deliveries", "get"),
-        (
-            "/api/surveys/{surveyId}/webhooks/{id}/deliveries/{deliveryId}",
-            "get",
-        ),
-        (
-            "/api/surveys/{surveyId}/webhooks/{id}/deliveries/{deliveryId}/retry",
-            "post",
-        ),
-        ("/api/surveys/{surveyId}/webhooks/{id}/replay", "post"),
-        ("/api/event-types", "get"),
-        ("/healthz", "get"),
-        ("/readyz", "get"),
-    ] {
-        assert!(
-            paths.get(path).and_then(|p| p.get(method)).is_some(),
-            "{method} {path} missing"
-        );
-    }
 }
