@@ -15,6 +15,7 @@
 //! - [`load`] — closed-loop (N requests, C concurrent clients) and open-loop (fixed rate)
 //!   drivers, with progress bars.
 //! - [`report`] — percentiles and the output: table and JSON lines.
+//! - [`writer`] — what hookd's store writer did during a run, from its `/metrics`.
 //! - [`scenarios`] — ingest, throughput, fifo, latency, isolation, recovery, scale.
 //!
 //! Every loop is bounded in count and in time ([`Options::deadline`]) and stops by itself;
@@ -25,6 +26,7 @@ pub mod receiver;
 pub mod report;
 pub mod scenarios;
 pub mod server;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -232,6 +232,16 @@ impl Api {
             .is_ok_and(|r| r.status().is_success())
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?;
+        Ok(response.error_for_status()?.text().await?)
+    }
+
     /// Sends a request with the admin key; answers the status and the JSON body.
     pub async fn call(
         &self,

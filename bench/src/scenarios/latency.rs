@@ -60,6 +60,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
         .add_percentiles("ack", &acks(&sent, warmup))
         .add("max_outstanding_requests", sent.max_outstanding);
     cpu.add_to(&mut report);
+    crate::writer::add_to(&server.api, &mut report).await;
     server.kill()?;
     Ok(vec![report])
 }
