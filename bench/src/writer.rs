@@ -130,3 +130,41 @@ pub async fn add_to(api: &Api, report: &mut Report) {
         .add("writer_waiting_mean", waiting.mean())
         .add("writer_waiting_p99_under", waiting.bound(0.99));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "\
+# TYPE hookd_writer_commit_seconds histogram
+hookd_writer_commit_seconds_bucket{durability=\"durable\",le=\"0.001\"} 90
+hookd_writer_commit_seconds_bucket{durability=\"durable\",le=\"0.005\"} 99
+hookd_writer_commit_seconds_bucket{durability=\"durable\",le=\"+Inf\"} 100
+hookd_writer_commit_seconds_sum{durability=\"durable\"} 0.2
+hookd_writer_commit_seconds_count{durability=\"durable\"} 100
+hookd_writer_commit_seconds_bucket{durability=\"relaxed\",le=\"0.001\"} 10
+hookd_writer_commit_seconds_sum{durability=\"relaxed\"} 0.001
+hookd_writer_commit_seconds_count{durability=\"relaxed\"} 10
+";
+
+    #[test]
+    fn a_histogram_is_read_by_its_labels_with_mean_bounds_and_tail_share() {
+        let durable = Histogram::read(
+            TEXT,
+            "hookd_writer_commit_seconds",
+            "durability=\"durable\"",
+        );
+        assert_eq!((durable.count, durable.buckets.len()), (100.0, 3));
+        assert!((durable.mean() - 0.002).abs() < 1e-12);
+        assert_eq!(durable.bound(0.9), 0.001);
+        assert_eq!(durable.bound(0.99), 0.005);
+        assert!((durable.above(0.005) - 0.01).abs() < 1e-12);
+        let relaxed = Histogram::read(
+            TEXT,
+            "hookd_writer_commit_seconds",
+            "durability=\"relaxed\"",
+        );
+        assert_eq!(relaxed.count, 10.0);
+        assert!((relaxed.mean() - 0.0001).abs() < 1e-12);
+    }
+}
