@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::AppState;
@@ -43,7 +43,8 @@ impl PublicLimit {
             return Ok(());
         };
         limiter.check_key(&peer.ip()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            // The limiter's own clock: its instants mean nothing to another clock's.
+            let wait = not_until.wait_time_from(limiter.clock().now());
             ApiError::RateLimited {
                 retry_after_secs: wait.as_secs() + 1,
             }
