@@ -10,7 +10,25 @@ use std::time::Duration;
 
 use common::browser::{PAGE_WAIT, click, eval_bool, eval_string, text_of, text_until};
 use common::{Gate, KEY, Receiver, Reply, spawn_app, wait_until};
+use headless_chrome::Tab;
 use serde_json::json;
+
+/// Opens the page at `url` in a new tab of `browser` and connects with the admin key, as an
+/// operator would.
+fn connect(browser: &headless_chrome::Browser, url: &str) -> Arc<Tab> {
+    let tab = browser.new_tab().unwrap();
+    // A tab in the background gets no rendering, so clicks (which wait for the element to
+    // be laid out in view) would stall.
+    tab.activate().unwrap();
+    tab.navigate_to(url)
+        .unwrap()
+        .wait_until_navigated()
+        .unwrap();
+    tab.wait_for_element("#key-input").unwrap().click().unwrap();
+    tab.send_character(KEY).unwrap();
+    click(&tab, "#connect");
+    tab
+}
 
 /// How long the server may take to deliver what a test set up.
 const WAIT: Duration = Duration::from_secs(15);
@@ -45,17 +63,7 @@ async fn an_operator_retries_a_failed_delivery_from_the_page_once_the_receiver_h
     let (id, hook) = (delivery.clone(), webhook.clone());
     let attempts_text = tokio::task::spawn_blocking(move || {
         let browser = common::browser::launch();
-        let tab = browser.new_tab().unwrap();
-        // A tab in the background gets no rendering, so clicks (which wait for the element
-        // to be laid out in view) would stall.
-        tab.activate().unwrap();
-        tab.navigate_to(&url)
-            .unwrap()
-            .wait_until_navigated()
-            .unwrap();
-        tab.wait_for_element("#key-input").unwrap().click().unwrap();
-        tab.send_character(KEY).unwrap();
-        click(&tab, "#connect");
+        let tab = connect(&browser, &url);
         let failed_row = format!("#failing tr[data-delivery-id=\"{id}\"][data-status=\"failed\"]");
         let row = text_of(&tab, &failed_row);
         assert!(row.contains("HTTP 500"), "{row}");
@@ -256,15 +264,7 @@ async fn at_1400_pixels_the_page_says_what_each_webhook_and_delivery_is_doing() 
     let (waiting, stuck) = (paused[0].clone(), paused[1].clone());
     let screenshot = tokio::task::spawn_blocking(move || {
         let browser = common::browser::launch_sized(Some(WINDOW));
-        let tab = browser.new_tab().unwrap();
-        tab.activate().unwrap();
-        tab.navigate_to(&url)
-            .unwrap()
-            .wait_until_navigated()
-            .unwrap();
-        tab.wait_for_element("#key-input").unwrap().click().unwrap();
-        tab.send_character(KEY).unwrap();
-        click(&tab, "#connect");
+        let tab = connect(&browser, &url);
         let flaky_row = format!("#webhooks tr[data-webhook-id=\"{flaky_id}\"]");
         let archive_row = format!("#webhooks tr[data-webhook-id=\"{archive_id}\"]");
 
