@@ -195,13 +195,22 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_by_time ON attempts (started_at);
 
 -- API keys: only the SHA-256 of a key is stored. Keys are 256-bit random strings, so a
--- fast hash is the right tool (no password stretching needed).
+-- fast hash is the right tool (no password stretching needed). `role` is what the key may
+-- do (SPEC §9). `last_used_at` is written at most once a minute per key. `revision` counts
+-- the changes a running server must pick up (revocation, a new role); the audit log notes
+-- an expiry once, at `expiry_recorded_at`.
 CREATE TABLE api_keys (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    key_hash    TEXT NOT NULL UNIQUE,
-    created_at  INTEGER NOT NULL,
-    revoked_at  INTEGER
+    id                  TEXT PRIMARY KEY,
+    name                TEXT NOT NULL,
+    key_hash            TEXT NOT NULL UNIQUE,
+    created_at          INTEGER NOT NULL,
+    revoked_at          INTEGER,
+    role                TEXT NOT NULL DEFAULT 'admin'
+                        CHECK (role IN ('admin', 'integration', 'kiosk', 'viewer')),
+    expires_at          INTEGER,
+    last_used_at        INTEGER,
+    expiry_recorded_at  INTEGER,
+    revision            INTEGER NOT NULL DEFAULT 0
 );
 
 -- Audit log: every admin action, with the key that did it ("env" for HOOKD_API_KEY,

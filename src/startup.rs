@@ -10,7 +10,8 @@ use crate::api::{KeyRing, PublicLimit};
 use crate::config::Config;
 use crate::delivery::client::Sender;
 use crate::delivery::engine::Engine;
-use crate::domain::time::now_ms;
+use crate::domain::Role;
+use crate::domain::time::{Millis, format_ms, now_ms};
 use crate::store::{self, Store, audit, control, keys, notices};
 
 /// The audit log's actor for what the server does by itself (the first admin key).
@@ -43,13 +44,18 @@ pub(crate) async fn ensure_admin_key(store: &Store, config: &Config) -> anyhow::
     let (key, secret) = store
         .write(|c| {
             let now = now_ms();
-            let created = keys::create(c, "bootstrap admin", now)?;
+            let new = keys::NewKey {
+                name: "bootstrap admin",
+                role: Role::Admin,
+                expires_at: None,
+            };
+            let created = keys::create(c, &new, now)?;
             let entry = audit::Entry {
                 actor: &audit::Actor(SERVER_ACTOR.into()),
                 action: "key.created",
                 target_type: "api_key",
                 target_id: created.0.id.to_string(),
-                detail: serde_json::json!({"reason": "first start without a key"}),
+                detail: serde_json::json!({"reason": "first start without a key", "role": "admin"}),
             };
             audit::record(c, &entry, now)?;
             Ok(created)
@@ -85,9 +91,54 @@ pub(crate) async fn background(house: Housekeeping) {
         if let Err(error) = house.keys.refresh(&house.store).await {
             tracing::warn!(%error, "could not reload the API keys");
         }
+        if let Err(error) = write_back_key_uses(&house.store, &house.keys, now_ms()).await {
+            tracing::warn!(%error, "could not note when API keys were used or expired");
+        }
         if n.is_multiple_of(240) {
             house.sender.forget_idle_hosts();
             house.public_limit.forget_idle();
+        }
+    }
+}
+
+/// Writes the keys' last uses (each at most once a minute) and notes in the audit log the
+/// keys that have expired, in one relaxed write when there is anything to write.
+async fn write_back_key_uses(store: &Store, ring: &KeyRing, now: Millis) -> store::Result<()> {
+    let uses = ring.take_uses();
+    let expired = ring.newly_expired(now);
+    if uses.is_empty() && expired.is_empty() {
+        return Ok(());
+    }
+    let written = {
+        let (uses, expired) = (uses.clone(), expired.clone());
+        store
+            .write_relaxed(move |c| {
+                keys::record_use(c, &uses)?;
+                for &(id, at) in &expired {
+                    if keys::record_expiry(c, id, now)? {
+                        let entry = audit::Entry {
+                            actor: &audit::Actor(SERVER_ACTOR.into()),
+                            action: "key.expired",
+                            target_type: "api_key",
+                            target_id: id.to_string(),
+                            detail: serde_json::json!({"expiresAt": format_ms(at)}),
+                        };
+                        audit::record(c, &entry, now)?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    };
+    match written {
+        Ok(()) => {
+            let ids: Vec<_> = expired.iter().map(|(id, _)| *id).collect();
+            ring.expiry_recorded(&ids);
+            Ok(())
+        }
+        Err(error) => {
+            ring.give_back_uses(&uses);
+            Err(error)
         }
     }
 }

@@ -9,13 +9,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::browser::{PAGE_WAIT, click, eval_bool, eval_string, text_of, text_until};
-use common::{Gate, KEY, Receiver, Reply, spawn_app, wait_until};
+use common::{Gate, KEY, Receiver, Reply, create_key, spawn_app, wait_until};
 use headless_chrome::Tab;
 use serde_json::json;
 
 /// Opens the page at `url` in a new tab of `browser` and connects with the admin key, as an
 /// operator would.
 fn connect(browser: &headless_chrome::Browser, url: &str) -> Arc<Tab> {
+    connect_with(browser, url, KEY)
+}
+
+/// [`connect`] with another key.
+fn connect_with(browser: &headless_chrome::Browser, url: &str, key: &str) -> Arc<Tab> {
     let tab = browser.new_tab().unwrap();
     // A tab in the background gets no rendering, so clicks (which wait for the element to
     // be laid out in view) would stall.
@@ -25,7 +30,7 @@ fn connect(browser: &headless_chrome::Browser, url: &str) -> Arc<Tab> {
         .wait_until_navigated()
         .unwrap();
     tab.wait_for_element("#key-input").unwrap().click().unwrap();
-    tab.send_character(KEY).unwrap();
+    tab.send_character(key).unwrap();
     click(&tab, "#connect");
     tab
 }
@@ -117,6 +122,48 @@ async fn an_operator_retries_a_failed_delivery_from_the_page_once_the_receiver_h
     assert_eq!(receiver.count(), 2);
     let (_, audit) = app.get("/api/admin/audit?limit=1").await;
     assert_eq!(audit["items"][0]["action"], "delivery.retried");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_viewer_key_the_page_shows_the_queue_and_offers_nothing_that_changes_it() {
+    let app = spawn_app().await;
+    let receiver = Receiver::scripted(|_, _| Reply::status(500)).await;
+    let survey = app.create_survey().await;
+    let webhook = app
+        .create_webhook(&survey, &receiver.url("/hook"), json!({"retryPolicy": []}))
+        .await;
+    app.complete_response(&survey, 2).await;
+    wait_until("the delivery failed", WAIT, || async {
+        app.count_with_status(&survey, &webhook, "failed").await == 1
+    })
+    .await;
+    let path = format!("/api/surveys/{survey}/webhooks/{webhook}");
+    let (status, _) = app.patch(&path, json!({"isActive": false})).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (_, viewer) = create_key(&app, "dashboard", "viewer").await;
+
+    let url = app.url("/");
+    let (as_admin, as_viewer, role) = tokio::task::spawn_blocking(move || {
+        let browser = common::browser::launch();
+        let buttons = "document.querySelectorAll('button.retry, button.enable').length";
+        let failed_row = "#failing tr[data-status=\"failed\"]";
+        // The same queue with an admin key offers its repairs...
+        let tab = connect(&browser, &url);
+        text_of(&tab, failed_row);
+        let as_admin = eval_string(&tab, &format!("String({buttons})"));
+        // ...and with a viewer key shows it all, read only.
+        let tab = connect_with(&browser, &url, &viewer);
+        text_of(&tab, failed_row);
+        text_until(&tab, "#webhooks td.state", |t| t.contains("inactive"));
+        let as_viewer = eval_string(&tab, &format!("String({buttons})"));
+        (as_admin, as_viewer, text_of(&tab, "#role"))
+    })
+    .await
+    .unwrap();
+    // A retry in each list the failed delivery is in, and a re-enable.
+    assert_eq!(as_admin, "3", "the admin's page offers its repairs");
+    assert_eq!(as_viewer, "0");
+    assert!(role.contains("viewer"), "{role}");
 }
 
 /// The operators' screens the page is laid out for.

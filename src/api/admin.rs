@@ -10,6 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{QueryMap, paginate};
 use super::{AppState, ListOf};
@@ -159,6 +160,7 @@ pub struct AdminDeliveryView {
     responses((status = 200, body = ListOf<AdminDeliveryView>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn recent_deliveries(
     State(app): State<AppState>,
+    caller: Caller,
     query: QueryMap,
 ) -> ApiResult<Json<ListOf<AdminDeliveryView>>> {
     let page = query.page::<DeliveryId>()?;
@@ -198,7 +200,13 @@ async fn recent_deliveries(
                 .remove(&d.id)
                 .unwrap_or_default()
                 .iter()
-                .map(AttemptView::from)
+                .map(|a| {
+                    let mut attempt = AttemptView::from(a);
+                    if !caller.role.sees_patient_data() {
+                        attempt.withhold_patient_data();
+                    }
+                    attempt
+                })
                 .collect(),
         })
         .collect();

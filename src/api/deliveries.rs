@@ -48,7 +48,7 @@ fn detail_in(conn: &rusqlite::Connection, id: DeliveryId) -> store::Result<Deliv
         .unwrap_or(Value::Null);
     Ok(DeliveryDetail {
         delivery: DeliveryView::from(&delivery),
-        payload,
+        payload: Some(payload),
         attempts: attempts.iter().map(AttemptView::from).collect(),
     })
 }
@@ -73,7 +73,7 @@ async fn test_webhook(
         .send_test(&webhook, move |c, delivery_id| {
             let detail = detail_in(c, delivery_id)?;
             let entry = Entry {
-                actor: &caller.0,
+                actor: &caller.actor,
                 action: "webhook.tested",
                 target_type: "webhook",
                 target_id: webhook.id.to_string(),
@@ -140,6 +140,7 @@ async fn list_deliveries(
     responses((status = 200, body = DeliveryDetail), (status = 404, body = ErrorBody)))]
 async fn get_delivery(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((survey, id, delivery)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let webhook = require_webhook(&app, &survey, &id).await?;
@@ -147,7 +148,11 @@ async fn get_delivery(
     app.store
         .read(move |c| delivery_log::get(c, webhook.id, delivery_id))
         .await?;
-    Ok(Json(detail(&app, delivery_id).await?))
+    let mut detail = detail(&app, delivery_id).await?;
+    if !caller.role.sees_patient_data() {
+        detail.withhold_patient_data();
+    }
+    Ok(Json(detail))
 }
 
 /// Send a finished delivery again now: same delivery id, byte-identical body.
@@ -162,7 +167,7 @@ async fn retry_delivery(
 ) -> ApiResult<Answer> {
     let webhook = require_webhook(&app, &survey, &id).await?;
     let delivery_id: DeliveryId = path_id(&delivery)?;
-    let actor = caller.0.clone();
+    let actor = caller.actor.clone();
     let work = move |c: &rusqlite::Connection| {
         delivery_log::get(c, webhook.id, delivery_id)?;
         let now = now_ms();
@@ -221,7 +226,7 @@ async fn replay(
     });
     c.finish()?;
     let since = since.expect("required");
-    let actor = caller.0.clone();
+    let actor = caller.actor.clone();
     let webhook_id = webhook.id;
     let work = move |c: &rusqlite::Connection| {
         let now = now_ms();

@@ -131,7 +131,7 @@ async fn quick_distribution(
         expires_at: now + days * DAY_MS,
         created_at: now,
     };
-    let actor = caller.0;
+    let actor = caller.actor;
     let work = move |c: &rusqlite::Connection| {
         let unknown = contacts::unknown(c, &new.contacts)?;
         if !unknown.is_empty() {

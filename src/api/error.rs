@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::Role;
 use crate::store::StoreError;
 
 /// How long a client is told to wait before it tries again after a 503: long enough for
@@ -40,6 +41,9 @@ pub enum ApiError {
     /// 401.
     #[error("a valid API key is required")]
     Unauthorized,
+    /// 403: the key is valid but its role does not reach this route.
+    #[error("a key with the role `{role}` may not do this")]
+    Forbidden { role: Role },
     /// 404.
     #[error("not found")]
     NotFound,
@@ -92,6 +96,7 @@ impl ApiError {
             Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -107,6 +112,7 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::Validation(_) => "validation_failed",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. } => code,

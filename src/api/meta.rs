@@ -10,11 +10,14 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult, ErrorBody};
 use crate::domain::EventType;
 
 pub fn protected_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(event_types))
+    OpenApiRouter::new()
+        .routes(routes!(event_types))
+        .routes(routes!(me))
 }
 
 pub fn public_router() -> OpenApiRouter<AppState> {
@@ -45,6 +48,27 @@ async fn event_types() -> Json<EventTypeList> {
         })
         .collect();
     Json(EventTypeList { items })
+}
+
+/// The key a request was made with.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    /// The key's id (`env` for `HOOKD_API_KEY`), as the audit log names it.
+    key_id: String,
+    /// admin, integration, kiosk or viewer.
+    role: &'static str,
+}
+
+/// The calling key and its role: what the operator page asks first, to offer only what
+/// the key may do.
+#[utoipa::path(get, path = "/api/me", tag = "meta",
+    responses((status = 200, body = KeyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn me(caller: Caller) -> Json<KeyView> {
+    Json(KeyView {
+        key_id: caller.actor.0,
+        role: caller.role.as_str(),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

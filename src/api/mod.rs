@@ -18,6 +18,7 @@ mod keyring;
 mod meta;
 mod only_when;
 mod operator;
+mod permissions;
 mod public_limit;
 mod respondent;
 mod surveys;

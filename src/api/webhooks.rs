@@ -58,7 +58,7 @@ async fn create_webhook(
         retry_policy: patch.retry_policy.unwrap_or_default(),
         ordering: patch.ordering.unwrap_or_default(),
     };
-    let actor = caller.0.clone();
+    let actor = caller.actor.clone();
     let work = move |c: &rusqlite::Connection| {
         let webhook = webhooks::insert(c, &new)?;
         let entry = Entry {
@@ -135,7 +135,7 @@ async fn update_webhook(
         .await?;
     let detail = json!({ "fields": body.sent() });
     let patch = parse_fields(body, survey_id, &app.config.network, false)?;
-    let actor = caller.0.clone();
+    let actor = caller.actor.clone();
     let overlap = app.config.secret_overlap_ms();
     let (webhook, resumed, notify) = app
         .store
@@ -177,7 +177,7 @@ async fn delete_webhook(
     ApiPath((survey, id)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let (survey_id, id): (SurveyId, WebhookId) = (survey_path(&survey)?, path_id(&id)?);
-    let actor = caller.0.clone();
+    let actor = caller.actor.clone();
     app.store
         .write(move |c| {
             webhooks::delete(c, survey_id, id)?;

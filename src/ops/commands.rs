@@ -100,10 +100,11 @@ pub fn run_deliveries(command: DeliveriesCommand, data: &DataDir) -> anyhow::Res
             if json {
                 let detail = DeliveryDetail {
                     delivery: DeliveryView::from(&delivery),
-                    payload: body
-                        .as_deref()
-                        .and_then(|b| serde_json::from_str(b).ok())
-                        .unwrap_or(Value::Null),
+                    payload: Some(
+                        body.as_deref()
+                            .and_then(|b| serde_json::from_str(b).ok())
+                            .unwrap_or(Value::Null),
+                    ),
                     attempts: attempts.iter().map(AttemptView::from).collect(),
                 };
                 print_json(&detail)?;

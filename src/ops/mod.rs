@@ -49,13 +49,24 @@ pub fn audit_cli(
     target_type: &str,
     target_id: String,
 ) -> store::Result<()> {
+    audit_cli_with(conn, action, target_type, target_id, serde_json::json!({}))
+}
+
+/// [`audit_cli`] with facts about the change (never a secret).
+pub fn audit_cli_with(
+    conn: &rusqlite::Connection,
+    action: &str,
+    target_type: &str,
+    target_id: String,
+    detail: serde_json::Value,
+) -> store::Result<()> {
     let actor = store::audit::Actor("cli".into());
     let entry = store::audit::Entry {
         actor: &actor,
         action,
         target_type,
         target_id,
-        detail: serde_json::json!({}),
+        detail,
     };
     store::audit::record(conn, &entry, now_ms())
 }

@@ -18,6 +18,7 @@ const UPGRADES: &[&str] = &[
     include_str!("migrations/003_leases_and_fifo.sql"),
     include_str!("migrations/004_idempotency_keys.sql"),
     include_str!("migrations/005_failures_when_disabled.sql"),
+    include_str!("migrations/006_key_roles.sql"),
 ];
 
 /// The version `schema.sql` describes.
@@ -129,7 +130,8 @@ mod tests {
                  attempt_count, next_attempt_at, created_at)
                  VALUES ('d', 'w', 'e', 's', 'survey.response_completed', 'pending', 1, 9, 1);
              INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code)
-                 VALUES ('d', 1, 2, 3, 500);",
+                 VALUES ('d', 1, 2, 3, 500);
+             INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ('k', 'HIS', 'h', 1);",
         )
         .unwrap();
         conn
@@ -154,6 +156,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(kept, ("pending".to_owned(), 9, 500));
+        let role: String = old
+            .query_row("SELECT role FROM api_keys WHERE id = 'k'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            role, "admin",
+            "keys stored before roles existed keep doing everything"
+        );
         let refused = old.execute("UPDATE deliveries SET status = 'lost' WHERE id = 'd'", []);
         assert!(refused.is_err(), "the status CHECK still holds");
         let fk: bool = old

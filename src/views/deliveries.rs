@@ -62,7 +62,11 @@ pub struct AttemptView {
     pub duration_ms: u32,
     pub status_code: Option<u16>,
     pub error: Option<String>,
-    pub response_body: Option<String>,
+    /// What the receiver answered (null if nothing); absent when withheld from a key that
+    /// may not see patient data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub response_body: Option<Option<String>>,
     pub response_truncated: bool,
 }
 
@@ -74,7 +78,7 @@ impl From<&Attempt> for AttemptView {
             duration_ms: a.duration_ms,
             status_code: a.status_code,
             error: a.error.clone(),
-            response_body: a.response_body.clone(),
+            response_body: Some(a.response_body.clone()),
             response_truncated: a.response_truncated,
         }
     }
@@ -86,8 +90,27 @@ impl From<&Attempt> for AttemptView {
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: DeliveryView,
-    /// The event body sent (null once purged by retention).
-    #[schema(value_type = Object)]
-    pub payload: Value,
+    /// The event body sent (null once purged by retention); absent when withheld from a
+    /// key that may not see patient data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
     pub attempts: Vec<AttemptView>,
+}
+
+impl AttemptView {
+    /// The attempt without the receiver's answer, which may quote patient data.
+    pub fn withhold_patient_data(&mut self) {
+        self.response_body = None;
+    }
+}
+
+impl DeliveryDetail {
+    /// The delivery without its payload and the receiver's answers.
+    pub fn withhold_patient_data(&mut self) {
+        self.payload = None;
+        self.attempts
+            .iter_mut()
+            .for_each(AttemptView::withhold_patient_data);
+    }
 }

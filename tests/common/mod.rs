@@ -131,7 +131,18 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, self.url(path)).bearer_auth(KEY);
+        self.call_as(KEY, method, path, body).await
+    }
+
+    /// [`Self::call`] with another key.
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -303,6 +314,41 @@ pub async fn run_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
     })
     .await
     .unwrap()
+}
+
+/// Creates a key of `role` with `hookd keys create` and waits until the server beside it
+/// accepts it; returns its id and its secret.
+pub async fn create_key(app: &TestApp, name: &str, role: &str) -> (String, String) {
+    let out = run_cli(
+        &app.data_dir,
+        &["keys", "create", "--name", name, "--role", role],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let id = stderr
+        .split_whitespace()
+        .skip_while(|word| *word != "key")
+        .nth(1)
+        .expect("the key's id is printed")
+        .to_owned();
+    wait_until(
+        "the server knows the new key",
+        Duration::from_secs(10),
+        || async {
+            app.call_as(&secret, Method::GET, "/api/surveys/none", None)
+                .await
+                .0
+                != StatusCode::UNAUTHORIZED
+        },
+    )
+    .await;
+    (id, secret)
 }
 
 /// A free loopback port (for the binary, which cannot be handed a listener).

@@ -9,6 +9,8 @@
   const SVG = "http://www.w3.org/2000/svg";
   const state = {
     timer: null, open: new Set(), names: new Map(), states: new Map(), loading: false, lists: null, signatures: {},
+    // Whether the key may change anything: a viewer key gets no buttons that would.
+    canRepair: false,
   };
   const $ = (id) => document.getElementById(id);
 
@@ -55,6 +57,7 @@
   }
 
   class Unauthorized extends Error {}
+  class Forbidden extends Error {}
 
   async function api(method, path, body) {
     const key = sessionStorage.getItem(KEY);
@@ -68,6 +71,7 @@
       credentials: "omit",
     });
     if (response.status === 401) throw new Unauthorized();
+    if (response.status === 403) throw new Forbidden();
     const text = await response.text();
     const data = text ? JSON.parse(text) : null;
     if (!response.ok) {
@@ -100,13 +104,16 @@
     if (state.loading) return;
     state.loading = true;
     try {
-      const [queue, chart, failing, recent] = await Promise.all([
+      const [me, queue, chart, failing, recent] = await Promise.all([
+        api("GET", "/api/me"),
         api("GET", "/api/admin/queue"),
         api("GET", "/api/admin/throughput"),
         api("GET", "/api/admin/deliveries?status=failed&limit=20"),
         api("GET", "/api/admin/deliveries?limit=20"),
       ]);
       showDashboard();
+      state.canRepair = me.role === "admin";
+      $("role").textContent = me.role === "admin" ? "" : "Read only: this is a " + me.role + " key.";
       state.names = new Map(queue.webhooks.map((w) => [w.webhookId, w.name]));
       state.states = new Map(queue.webhooks.map((w) => [w.webhookId, w.state]));
       drawTotals(queue);
@@ -120,6 +127,10 @@
     } catch (error) {
       if (error instanceof Unauthorized) {
         showLogin("The server refused this key.");
+        return;
+      }
+      if (error instanceof Forbidden) {
+        showLogin("This key's role cannot read the queue: use an admin or a viewer key.");
         return;
       }
       $("error").textContent = "Could not refresh: " + error.message;
@@ -232,7 +243,7 @@
       if (w.disabledReason) stateCell.append(el("span", { class: "sub" }, w.disabledReason + " (" + when(w.disabledAt) + ")"));
       // The remedy sits beside the state it repairs, not in a last column that a wide
       // table pushes out of view.
-      if (w.state !== "active") {
+      if (w.state !== "active" && state.canRepair) {
         stateCell.append(el("button", {
           type: "button", class: "enable", "data-webhook-id": w.webhookId,
           onclick: (event) => act(event.currentTarget, "PATCH",
@@ -287,7 +298,7 @@
   function drawDeliveries(table, items, emptyText) {
     // Redraw only what changed, so a row does not vanish under the operator's pointer at
     // every refresh; lists with pending deliveries show relative times and always redraw.
-    const signature = JSON.stringify([items, items.map((d) => state.open.has(d.id)),
+    const signature = JSON.stringify([items, items.map((d) => state.open.has(d.id)), state.canRepair,
       [...state.names], [...state.states], items.some((d) => d.status === "pending") ? Date.now() : 0]);
     if (state.signatures[table.id] === signature) return;
     state.signatures[table.id] = signature;
@@ -303,7 +314,7 @@
             drawLists();
           },
         }, open ? "Hide attempts" : "Attempts"));
-      if (d.status === "failed" || d.status === "succeeded") {
+      if (state.canRepair && (d.status === "failed" || d.status === "succeeded")) {
         action.append(el("button", {
           type: "button", class: "retry", "data-delivery-id": d.id,
           onclick: (event) => act(event.currentTarget, "POST",

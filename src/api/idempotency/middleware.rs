@@ -194,7 +194,7 @@ fn parse_key(headers: &HeaderMap) -> ApiResult<String> {
 /// Whose key it is: the API key that authenticated the request, or the link's token (as
 /// its hash: a token is a credential and is never stored).
 fn scope_of(req: &Request) -> Option<String> {
-    if let Some(Caller(actor)) = req.extensions().get::<Caller>() {
+    if let Some(Caller { actor, .. }) = req.extensions().get::<Caller>() {
         return Some(format!("key:{}", actor.0));
     }
     let token = req.uri().path().strip_prefix("/r/")?;
