@@ -76,9 +76,24 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKD_LOG_FORMAT")]
     pub log_format: Option<String>,
     /// Base URL patients reach hookd at, for the links of invitations (e.g.
-    /// https://survey.clinic.example) [default: http://<listen address>].
+    /// https://survey.clinic.example) [default: http(s)://<listen address>].
     #[arg(long, env = "HOOKD_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// PEM file of the listener's certificate chain: with HOOKD_TLS_KEY, the listener
+    /// speaks HTTPS only (TLS 1.2+); SIGHUP reloads both files [default: plain HTTP].
+    #[arg(long, env = "HOOKD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the private key of HOOKD_TLS_CERT.
+    #[arg(long, env = "HOOKD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Milliseconds a client has to send a request's headers, and then its body
+    /// [default: 30000].
+    #[arg(long, env = "HOOKD_REQUEST_READ_TIMEOUT_MS")]
+    pub request_read_timeout_ms: Option<u64>,
+    /// Milliseconds a request may take from its headers to its answer; past it the answer
+    /// is 503 `timeout` [default: 60000].
+    #[arg(long, env = "HOOKD_HANDLER_TIMEOUT_MS")]
+    pub handler_timeout_ms: Option<u64>,
 }
 
 /// Validated configuration: real types, units in the names.
@@ -107,6 +122,19 @@ pub struct Config {
     /// `HOOKD_PUBLIC_URL`: where patients reach the server (no trailing slash); invitation
     /// links are `{base}/r/{token}`. `None`: the address the server is bound to.
     pub public_url: Option<String>,
+    /// The listener's certificate and key: HTTPS when set.
+    pub tls: Option<TlsFiles>,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub request_read_timeout: Duration,
+    /// How long a request may take from its headers to its answer.
+    pub handler_timeout: Duration,
+}
+
+/// The PEM files of the listener's certificate chain and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +186,12 @@ impl ServeArgs {
             ops_webhook_secret: self.ops_webhook_secret.or(file.ops_webhook_secret),
             log_format: self.log_format.or(file.log_format),
             public_url: self.public_url.or(file.public_url),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            request_read_timeout_ms: self
+                .request_read_timeout_ms
+                .or(file.request_read_timeout_ms),
+            handler_timeout_ms: self.handler_timeout_ms.or(file.handler_timeout_ms),
         })
     }
 
@@ -238,6 +272,23 @@ impl ServeArgs {
             }
             None => None,
         };
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(bad("HOOKD_TLS_KEY", "is needed with HOOKD_TLS_CERT")),
+            (None, Some(_)) => return Err(bad("HOOKD_TLS_CERT", "is needed with HOOKD_TLS_KEY")),
+        };
+        let request_read_timeout_ms = args.request_read_timeout_ms.unwrap_or(30_000);
+        if !(100..=600_000).contains(&request_read_timeout_ms) {
+            return Err(bad(
+                "HOOKD_REQUEST_READ_TIMEOUT_MS",
+                "must be 100 to 600000",
+            ));
+        }
+        let handler_timeout_ms = args.handler_timeout_ms.unwrap_or(60_000);
+        if !(100..=600_000).contains(&handler_timeout_ms) {
+            return Err(bad("HOOKD_HANDLER_TIMEOUT_MS", "must be 100 to 600000"));
+        }
         Ok(Config {
             listen,
             data_dir: args
@@ -255,6 +306,9 @@ impl ServeArgs {
             ops_webhook,
             log_format,
             public_url,
+            tls,
+            request_read_timeout: Duration::from_millis(request_read_timeout_ms),
+            handler_timeout: Duration::from_millis(handler_timeout_ms),
         })
     }
 }
@@ -282,9 +336,10 @@ impl Config {
     /// The base of invitation links for a server bound to `bound` (which differs from
     /// `listen` when its port is 0).
     pub fn public_base(&self, bound: SocketAddr) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         self.public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{bound}"))
+            .unwrap_or_else(|| format!("{scheme}://{bound}"))
     }
 }
 

@@ -18,6 +18,8 @@
 //! - [`views`] — the JSON documents of what the store holds (webhooks, deliveries, the
 //!   queue), shown alike by the API and by `hookd … --json`.
 //! - [`api`] — the axum HTTP API; handlers parse input and call the store and the engine.
+//! - [`listener`] — plain HTTP or HTTPS (rustls, reloaded on `SIGHUP`), with the
+//!   connection-level read timeouts.
 //! - [`telemetry`] — metrics and logs.
 //! - [`cli`] — the `hookd` command line: parses arguments and dispatches.
 //! - `startup` — a server's start-up chores (data-dir lock, first admin key, operations
@@ -50,6 +52,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod events;
+pub mod listener;
 pub mod ops;
 mod startup;
 pub mod store;
@@ -76,6 +79,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let listener = listener::Listener::new(listener, &config)?;
     let _lock = startup::lock_data_dir(&config)?;
     let telemetry = Telemetry::new();
     let store = Store::open(&config.data_dir, &telemetry).context("opening the database")?;
@@ -120,12 +124,13 @@ pub async fn run(
     }));
     let retention = tokio::spawn(ops::retention::run(store.clone(), config.retention));
 
-    tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "hookd is serving");
-    // The peer's address reaches the handlers (the limit on requests without a key).
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        https = listener.is_tls(),
+        data_dir = %config.data_dir.display(),
+        "hookd is serving"
+    );
+    listener.serve(api::router(state), shutdown).await?;
 
     tracing::info!("shutting down: draining attempts in flight");
     background.abort();

@@ -60,6 +60,15 @@ pub enum ApiError {
     /// 413.
     #[error("the body is larger than 1 MiB")]
     PayloadTooLarge,
+    /// 408: the body did not arrive in time; the connection is closed after the answer.
+    #[error("the request's body did not arrive in time")]
+    RequestTimeout,
+    /// 503 with `Retry-After`: the request took longer than any request may. Its effect
+    /// may or may not have been stored.
+    #[error(
+        "the request took longer than the server allows; it may have taken effect, so send it again with the same Idempotency-Key"
+    )]
+    TimedOut,
     /// 429 with `Retry-After`: too many requests without a valid key from one address.
     #[error("too many requests from this address; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -101,6 +110,8 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TimedOut => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -118,6 +129,8 @@ impl ApiError {
             Self::Conflict { code, .. } => code,
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
+            Self::TimedOut => "timeout",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -159,7 +172,7 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status_code(), Json(body)).into_response();
         let retry_after = match self {
-            Self::Unavailable(_) => Some(RETRY_AFTER_SECONDS),
+            Self::Unavailable(_) | Self::TimedOut => Some(RETRY_AFTER_SECONDS),
             Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
             _ => None,
         };

@@ -15,6 +15,7 @@ use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
 
+use super::deadline;
 use super::error::{ApiError, FieldError};
 
 /// Largest accepted body.
@@ -65,6 +66,8 @@ async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
+        } else if deadline::body_too_slow(&rejection) {
+            ApiError::RequestTimeout
         } else {
             ApiError::InvalidJson(format!("the body could not be read: {rejection}"))
         }

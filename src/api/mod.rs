@@ -9,6 +9,7 @@ mod admin;
 mod auth;
 mod body;
 mod contacts;
+mod deadline;
 mod deliveries;
 mod distributions;
 mod error;
@@ -29,8 +30,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::middleware;
 use serde::Serialize;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -154,7 +157,12 @@ pub fn router(state: AppState) -> Router {
     doc.merge(public_doc);
     idempotency::document(&mut doc);
     let doc = Arc::new(doc);
-    Router::new()
+    let deadlines = deadline::Deadlines {
+        body: state.config.request_read_timeout,
+        handler: state.config.handler_timeout,
+    };
+    let https = state.config.tls.is_some();
+    let router = Router::new()
         .merge(protected)
         .merge(public)
         .route(
@@ -165,7 +173,18 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(respondent::request_span))
-        // Outermost, so that it also sees refusals made by the layers above.
+        // Sees refusals made by the layers above.
         .layer(unread::ReadRestOfBody)
-        .with_state(state)
+        // Outermost, so that reading what a handler left of a body keeps its deadline.
+        .layer(deadlines)
+        .with_state(state);
+    if https {
+        // Browsers that reached hookd over HTTPS once keep to it for a year.
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod receiver;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,7 @@ pub async fn spawn_app_with(args: ServeArgs, dir: Option<TempDir>) -> TestApp {
         hookd::telemetry::init_logging(hookd::config::LogFormat::Text);
     }
     let config = args.into_config().expect("test settings are valid");
+    let https = config.tls.is_some();
     let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -72,9 +74,19 @@ pub async fn spawn_app_with(args: ServeArgs, dir: Option<TempDir>) -> TestApp {
     let task = tokio::spawn(hookd::run(config, listener, async move {
         let _ = stopped.await;
     }));
+    // A server with a certificate is reached over HTTPS, trusting the tests' CA (which
+    // must have signed it).
+    let api = if https {
+        Api {
+            base: format!("https://{addr}"),
+            client: tls::client_trusting_clinic_ca().build().unwrap(),
+        }
+    } else {
+        Api::new(&format!("http://{addr}"))
+    };
     let app = TestApp {
         addr,
-        api: Api::new(&format!("http://{addr}")),
+        api,
         data_dir,
         dir,
         shutdown: Some(shutdown),

@@ -18,6 +18,7 @@ use super::answer::{Keeper, Unchanged};
 use super::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, MAX_KEY_LEN};
 use crate::api::AppState;
 use crate::api::auth::Caller;
+use crate::api::deadline;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::MAX_BODY_BYTES;
 use crate::domain::time::now_ms;
@@ -209,6 +210,8 @@ async fn read_body(body: Body) -> ApiResult<Bytes> {
                 .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
             if too_large {
                 ApiError::PayloadTooLarge
+            } else if deadline::body_too_slow(&error) {
+                ApiError::RequestTimeout
             } else {
                 ApiError::InvalidJson("the body could not be read".into())
             }
