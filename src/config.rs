@@ -86,6 +86,16 @@ pub struct ServeArgs {
     /// PEM file of the private key of HOOKD_TLS_CERT.
     #[arg(long, env = "HOOKD_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// PEM file of CA certificates trusted beside the built-in roots, for webhook targets
+    /// and gateways behind a clinic's own CA.
+    #[arg(long, env = "HOOKD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain hookd presents to receivers that ask for one (mutual TLS).
+    #[arg(long, env = "HOOKD_CLIENT_CERT")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of HOOKD_CLIENT_CERT.
+    #[arg(long, env = "HOOKD_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
     /// Milliseconds a client has to send a request's headers, and then its body
     /// [default: 30000].
     #[arg(long, env = "HOOKD_REQUEST_READ_TIMEOUT_MS")]
@@ -124,13 +134,17 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The listener's certificate and key: HTTPS when set.
     pub tls: Option<TlsFiles>,
+    /// `HOOKD_CA_FILE`: trusted by outgoing connections beside the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// `HOOKD_CLIENT_CERT`/`HOOKD_CLIENT_KEY`: presented by outgoing connections.
+    pub client_identity: Option<TlsFiles>,
     /// How long a client may take to send a request's headers, and then its body.
     pub request_read_timeout: Duration,
     /// How long a request may take from its headers to its answer.
     pub handler_timeout: Duration,
 }
 
-/// The PEM files of the listener's certificate chain and its key.
+/// The PEM files of a certificate chain and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
@@ -188,6 +202,9 @@ impl ServeArgs {
             public_url: self.public_url.or(file.public_url),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
+            ca_file: self.ca_file.or(file.ca_file),
+            client_cert: self.client_cert.or(file.client_cert),
+            client_key: self.client_key.or(file.client_key),
             request_read_timeout_ms: self
                 .request_read_timeout_ms
                 .or(file.request_read_timeout_ms),
@@ -278,6 +295,16 @@ impl ServeArgs {
             (Some(_), None) => return Err(bad("HOOKD_TLS_KEY", "is needed with HOOKD_TLS_CERT")),
             (None, Some(_)) => return Err(bad("HOOKD_TLS_CERT", "is needed with HOOKD_TLS_KEY")),
         };
+        let client_identity = match (args.client_cert, args.client_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(bad("HOOKD_CLIENT_KEY", "is needed with HOOKD_CLIENT_CERT"));
+            }
+            (None, Some(_)) => {
+                return Err(bad("HOOKD_CLIENT_CERT", "is needed with HOOKD_CLIENT_KEY"));
+            }
+        };
         let request_read_timeout_ms = args.request_read_timeout_ms.unwrap_or(30_000);
         if !(100..=600_000).contains(&request_read_timeout_ms) {
             return Err(bad(
@@ -307,6 +334,8 @@ impl ServeArgs {
             log_format,
             public_url,
             tls,
+            ca_file: args.ca_file,
+            client_identity,
             request_read_timeout: Duration::from_millis(request_read_timeout_ms),
             handler_timeout: Duration::from_millis(handler_timeout_ms),
         })

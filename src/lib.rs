@@ -18,6 +18,8 @@
 //! - [`views`] — the JSON documents of what the store holds (webhooks, deliveries, the
 //!   queue), shown alike by the API and by `hookd … --json`.
 //! - [`api`] — the axum HTTP API; handlers parse input and call the store and the engine.
+//! - [`client_tls`] — what hookd's own connections out trust (`HOOKD_CA_FILE`) and present
+//!   (a client certificate), and TLS failures in words.
 //! - [`listener`] — plain HTTP or HTTPS (rustls, reloaded on `SIGHUP`), with the
 //!   connection-level read timeouts.
 //! - [`telemetry`] — metrics and logs.
@@ -48,6 +50,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client_tls;
 pub mod config;
 pub mod delivery;
 pub mod domain;
@@ -80,6 +83,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = listener::Listener::new(listener, &config)?;
+    let client_tls = client_tls::ClientTls::load(&config)?;
     let _lock = startup::lock_data_dir(&config)?;
     let telemetry = Telemetry::new();
     let store = Store::open(&config.data_dir, &telemetry).context("opening the database")?;
@@ -89,6 +93,7 @@ pub async fn run(
         config.network.clone(),
         config.delivery_timeout,
         config.host_rate_limit,
+        &client_tls,
     )?;
     let ctx = DeliveryContext {
         store: store.clone(),

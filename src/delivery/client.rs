@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::retry::parse_retry_after;
 use super::signing;
+use crate::client_tls::{self, ClientTls};
 use crate::domain::ssrf::NetworkPolicy;
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::{CustomHeaders, DeliveryId, SigningSecrets, WebhookUrl};
@@ -134,9 +135,11 @@ impl Sender {
         policy: NetworkPolicy,
         timeout: Duration,
         host_rate_limit: Option<NonZeroU32>,
+        tls: &ClientTls,
     ) -> reqwest::Result<Self> {
         let policy = Arc::new(policy);
-        let client = reqwest::Client::builder()
+        let client = tls
+            .apply(reqwest::Client::builder())
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .dns_resolver(SsrfResolver {
@@ -345,6 +348,9 @@ async fn read_response(mut response: reqwest::Response, report: &mut AttemptRepo
 
 /// A transport error in words, without the URL (it may carry a token in its query).
 fn describe(error: &reqwest::Error) -> String {
+    if let Some(tls) = client_tls::describe_failure(error) {
+        return tls;
+    }
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

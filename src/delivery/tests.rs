@@ -69,7 +69,13 @@ impl Scene {
         };
         let ctx = DeliveryContext {
             store: store.clone(),
-            sender: Sender::new(policy.clone(), Duration::from_secs(5), None).unwrap(),
+            sender: Sender::new(
+                policy.clone(),
+                Duration::from_secs(5),
+                None,
+                &Default::default(),
+            )
+            .unwrap(),
             telemetry: telemetry.clone(),
             auto_disable_after: 10,
             max_in_flight: NonZeroU32::new(4).unwrap(),

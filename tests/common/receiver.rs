@@ -127,6 +127,7 @@ struct Shared {
 /// The receiver. `script(request, n)` decides each answer; `n` counts requests from 0.
 pub struct Receiver {
     pub addr: SocketAddr,
+    scheme: &'static str,
     shared: Shared,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -155,6 +156,33 @@ impl Receiver {
         });
         Self {
             addr,
+            scheme: "http",
+            shared,
+            _task: task,
+        }
+    }
+
+    /// A receiver answering 200 over HTTPS with these TLS settings.
+    pub async fn tls(config: rustls::ServerConfig) -> Self {
+        let shared = Shared {
+            requests: Arc::default(),
+            script: Arc::new(Mutex::new(Box::new(|_: &Recorded, _: usize| Reply::ok()))),
+            concurrency: Arc::default(),
+        };
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(shared.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+        let server = axum_server::from_tcp_rustls(listener, tls).unwrap();
+        let task = tokio::spawn(async move {
+            server.serve(app.into_make_service()).await.unwrap();
+        });
+        Self {
+            addr,
+            scheme: "https",
             shared,
             _task: task,
         }
@@ -166,7 +194,7 @@ impl Receiver {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

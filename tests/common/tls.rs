@@ -120,6 +120,40 @@ pub fn server_pair() -> &'static Pair {
     PAIR.get_or_init(|| clinic_ca().issue(Leaf::Server))
 }
 
+impl Authority {
+    /// Its certificate, as a trust anchor.
+    pub fn roots(&self) -> rustls::RootCertStore {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pem_to_der(&self.cert_pem).into()).unwrap();
+        roots
+    }
+}
+
+/// TLS settings for a test receiver presenting `pair`; with `clients_of`, it requires a
+/// client certificate signed by that CA.
+pub fn receiver_config(pair: &Pair, clients_of: Option<&Authority>) -> rustls::ServerConfig {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match clients_of {
+        Some(ca) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(ca.roots()),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let key = rustls::pki_types::PrivateKeyDer::try_from(pem_to_der(&pair.key_pem)).unwrap();
+    builder
+        .with_single_cert(vec![pair.cert_der().into()], key)
+        .unwrap()
+}
+
 /// A client that trusts only the clinic's CA.
 pub fn client_trusting_clinic_ca() -> reqwest::ClientBuilder {
     let ca = reqwest::Certificate::from_pem(clinic_ca().cert_pem.as_bytes()).unwrap();
