@@ -194,6 +194,35 @@ CREATE TABLE attempts (
 -- The operator page's chart: the attempts of the last hour, minute by minute.
 CREATE INDEX attempts_by_time ON attempts (started_at);
 
+-- Finished deliveries by outcome, kept in the same transaction as each change, so that
+-- /metrics reads two rows instead of counting a history of millions. The triggers below
+-- count every change but one: a claimed delivery that finishes (the engine's hot path),
+-- which the store counts itself, once per batch of outcomes (`store::deliveries`).
+-- Unfinished deliveries are counted from their partial indexes, which hold only the backlog.
+CREATE TABLE finished_counts (
+    status      TEXT PRIMARY KEY CHECK (status = 'succeeded' OR status = 'failed'),
+    deliveries  INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO finished_counts (status, deliveries) VALUES ('succeeded', 0), ('failed', 0);
+CREATE TRIGGER finished_counts_on_insert AFTER INSERT ON deliveries
+    WHEN NEW.status = 'succeeded' OR NEW.status = 'failed'
+BEGIN
+    UPDATE finished_counts SET deliveries = deliveries + 1 WHERE status = NEW.status;
+END;
+CREATE TRIGGER finished_counts_on_update AFTER UPDATE OF status ON deliveries
+    WHEN NEW.status IS NOT OLD.status AND OLD.status != 'delivering'
+        AND (NEW.status = 'succeeded' OR NEW.status = 'failed'
+             OR OLD.status = 'succeeded' OR OLD.status = 'failed')
+BEGIN
+    UPDATE finished_counts SET deliveries = deliveries + 1 WHERE status = NEW.status;
+    UPDATE finished_counts SET deliveries = deliveries - 1 WHERE status = OLD.status;
+END;
+CREATE TRIGGER finished_counts_on_delete AFTER DELETE ON deliveries
+    WHEN OLD.status = 'succeeded' OR OLD.status = 'failed'
+BEGIN
+    UPDATE finished_counts SET deliveries = deliveries - 1 WHERE status = OLD.status;
+END;
+
 -- API keys: only the SHA-256 of a key is stored. Keys are 256-bit random strings, so a
 -- fast hash is the right tool (no password stretching needed). `role` is what the key may
 -- do (SPEC §9). `last_used_at` is written at most once a minute per key. `revision` counts

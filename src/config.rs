@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// PEM file of the private key of HOOKD_TLS_CERT.
     #[arg(long, env = "HOOKD_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// A key scrapers must send (`Authorization: Bearer <key>`) to read /metrics, 16
+    /// characters or more [default: unset, /metrics is open].
+    #[arg(long, env = "HOOKD_METRICS_KEY", hide_env_values = true)]
+    pub metrics_key: Option<String>,
     /// PEM file of CA certificates trusted beside the built-in roots, for webhook targets
     /// and gateways behind a clinic's own CA.
     #[arg(long, env = "HOOKD_CA_FILE")]
@@ -134,6 +138,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The listener's certificate and key: HTTPS when set.
     pub tls: Option<TlsFiles>,
+    /// `HOOKD_METRICS_KEY`: required by /metrics when set.
+    pub metrics_key: Option<String>,
     /// `HOOKD_CA_FILE`: trusted by outgoing connections beside the built-in roots.
     pub ca_file: Option<PathBuf>,
     /// `HOOKD_CLIENT_CERT`/`HOOKD_CLIENT_KEY`: presented by outgoing connections.
@@ -202,6 +208,7 @@ impl ServeArgs {
             public_url: self.public_url.or(file.public_url),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
+            metrics_key: self.metrics_key.or(file.metrics_key),
             ca_file: self.ca_file.or(file.ca_file),
             client_cert: self.client_cert.or(file.client_cert),
             client_key: self.client_key.or(file.client_key),
@@ -261,6 +268,10 @@ impl ServeArgs {
             .as_deref()
             .map(parse_public_url)
             .transpose()?;
+        let metrics_key = args.metrics_key.filter(|k| !k.is_empty());
+        if metrics_key.as_deref().is_some_and(|k| k.len() < 16) {
+            return Err(bad("HOOKD_METRICS_KEY", "must be at least 16 characters"));
+        }
         if args.api_key.as_deref().is_some_and(|k| k.len() < 16) {
             return Err(bad("HOOKD_API_KEY", "must be at least 16 characters"));
         }
@@ -334,6 +345,7 @@ impl ServeArgs {
             log_format,
             public_url,
             tls,
+            metrics_key,
             ca_file: args.ca_file,
             client_identity,
             request_read_timeout: Duration::from_millis(request_read_timeout_ms),

@@ -9,7 +9,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::tls::{Leaf, client_trusting_clinic_ca, clinic_ca, server_pair};
-use common::{KEY, free_port, hookd_binary, send_signal, spawn_app_with, test_args, wait_until};
+use common::{
+    KEY, free_port, hookd_binary, send_signal, spawn_app_with, start_error, test_args, wait_until,
+};
 use hookd::config::ServeArgs;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -103,19 +105,6 @@ async fn a_plain_http_server_sends_no_hsts_header() {
     let app = common::spawn_app().await;
     let response = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert!(!response.headers().contains_key("strict-transport-security"));
-}
-
-/// What `hookd::run` says when it cannot start with these files.
-async fn start_error(args: ServeArgs) -> String {
-    let config = args.into_config().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(10),
-        hookd::run(config, listener, std::future::pending()),
-    )
-    .await
-    .expect("the start stops at once");
-    format!("{:#}", outcome.expect_err("the start is refused"))
 }
 
 #[tokio::test]

@@ -290,3 +290,29 @@ async fn the_operator_page_is_served_from_the_binary_with_a_strict_policy() {
     assert!(html.contains("id=\"key-input\"") && html.contains("sessionStorage"));
     assert!(!html.contains(common::KEY));
 }
+
+#[tokio::test]
+async fn with_a_metrics_key_set_only_it_reads_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = hookd::config::ServeArgs {
+        metrics_key: Some("scraper-key-0123456789".into()),
+        ..common::test_args(dir.path())
+    };
+    let app = common::spawn_app_with(args, Some(dir)).await;
+    let scrape = |key: Option<&'static str>| {
+        let mut request = app.client.get(app.url("/metrics"));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let refused = scrape(None).await;
+    assert_eq!(refused.status(), 401);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    // Not the admin key either: the scraper's key is its own.
+    assert_eq!(scrape(Some(common::KEY)).await.status(), 401);
+    let served = scrape(Some("scraper-key-0123456789")).await;
+    assert_eq!(served.status(), 200);
+    assert!(served.text().await.unwrap().contains("hookd_queue_depth"));
+}

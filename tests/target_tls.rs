@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::tls::{Leaf, Pair, clinic_ca, receiver_config, server_pair, stranger_ca};
-use common::{Receiver, TestApp, spawn_app_with, test_args};
+use common::{Receiver, TestApp, spawn_app_with, start_error, test_args};
 use hookd::config::ServeArgs;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -122,19 +122,6 @@ async fn a_receiver_that_requires_a_client_certificate_gets_hookds() {
     let delivery = &without.deliveries(&survey, &webhook).await[0];
     let error = delivery["lastError"].as_str().unwrap();
     assert!(error.contains("client certificate"), "{error}");
-}
-
-/// What `hookd::run` says when it cannot start with these settings.
-async fn start_error(args: ServeArgs) -> String {
-    let config = args.into_config().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(10),
-        hookd::run(config, listener, std::future::pending()),
-    )
-    .await
-    .expect("the start stops at once");
-    format!("{:#}", outcome.expect_err("the start is refused"))
 }
 
 fn with_files(dir: &Path, ca: Option<&str>, client: Option<(&str, &str)>) -> ServeArgs {

@@ -54,12 +54,14 @@ pub enum Scenario {
     Recovery,
     /// 10 webhooks on each of many surveys: RSS idle and while delivering.
     Scale,
+    /// `/metrics` latency with 1,000,000 finished deliveries stored.
+    Scrape,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 7] = [
+    pub const EACH: [Scenario; 8] = [
         Self::Ingest,
         Self::Throughput,
         Self::Fifo,
@@ -67,6 +69,7 @@ impl Scenario {
         Self::Isolation,
         Self::Recovery,
         Self::Scale,
+        Self::Scrape,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +81,7 @@ impl Scenario {
             Self::Isolation => "isolation",
             Self::Recovery => "recovery",
             Self::Scale => "scale",
+            Self::Scrape => "scrape",
             Self::All => "all",
         }
     }
@@ -156,6 +160,7 @@ pub async fn run_one(scenario: Scenario, options: &Options) -> anyhow::Result<Ve
         Scenario::Isolation => scenarios::isolation::run(options).await,
         Scenario::Recovery => scenarios::recovery::run(options).await,
         Scenario::Scale => scenarios::scale::run(options).await,
+        Scenario::Scrape => scenarios::scrape::run(options).await,
         Scenario::All => return Box::pin(run(scenario, options)).await,
     };
     let mut reports = result.with_context(|| format!("scenario {}", scenario.name()))?;

@@ -64,16 +64,7 @@ pub async fn require_key(
 
 /// The key the request presents, if it is live.
 fn caller_of(app: &AppState, req: &Request) -> Option<Caller> {
-    let presented = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|v| !v.is_empty())?;
+    let presented = presented_key(req.headers())?;
     match &app.config.api_key {
         Some(configured) if same_secret(configured, presented) => Some(Caller {
             actor: Actor("env".into()),
@@ -86,8 +77,21 @@ fn caller_of(app: &AppState, req: &Request) -> Option<Caller> {
     }
 }
 
+/// The key a request presents as `Authorization: Bearer <key>`.
+pub(super) fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
 /// Compares two secrets without leaking where they differ (hashing first equalises lengths).
-fn same_secret(a: &str, b: &str) -> bool {
+pub(super) fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
     a.iter()
         .zip(b.iter())

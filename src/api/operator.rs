@@ -3,12 +3,13 @@
 //! The page is an HTML shell compiled into the binary (`assets/`), with its style and script
 //! inline and allowed by hash in its Content-Security-Policy, so nothing else can run in it
 //! and nothing is fetched from elsewhere. It holds no data: it asks the operator for an API
-//! key and reads the admin API with it. `/metrics` is open like `/healthz` (scrapers carry
-//! no key); it shows counts only, never ids, payloads or answers.
+//! key and reads the admin API with it. `/metrics` is open like `/healthz` unless
+//! `HOOKD_METRICS_KEY` is set; it shows counts only, never ids, payloads or answers.
 
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -16,11 +17,11 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, auth};
 use crate::domain::time::now_ms;
 use crate::store::overview;
 use crate::telemetry::QueueGauges;
-use crate::views::QueueView;
 
 const HTML: &str = include_str!("assets/operator.html");
 const CSS: &str = include_str!("assets/operator.css");
@@ -84,32 +85,41 @@ fn sha256_source(text: &str) -> String {
     )
 }
 
-/// Prometheus text: attempts by outcome and their duration (recorded as they happen), and,
-/// read at scrape time, queue depth by status, the oldest pending delivery's age, webhooks
-/// disabled by hookd and delivery actors running.
+/// Prometheus text: attempts by outcome and their duration, the writer's timings (recorded
+/// as they happen), and the queue's gauges: deliveries by status, the oldest unfinished
+/// delivery's age, claims past their lease, webhooks disabled by hookd and delivery actors
+/// running. The gauges come from counters the store keeps as deliveries change state and
+/// from the indexes of the unfinished deliveries, never from a scan of the deliveries
+/// table: a scrape costs the same with a million finished deliveries stored. With
+/// `HOOKD_METRICS_KEY` set, the scraper must send it as a bearer key.
 #[utoipa::path(get, path = "/metrics", tag = "meta", security(()),
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
-async fn metrics(State(app): State<AppState>) -> Response {
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "HOOKD_METRICS_KEY is set and was not sent", body = ErrorBody)))]
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(expected) = &app.config.metrics_key {
+        let sent = auth::presented_key(&headers);
+        if !sent.is_some_and(|sent| auth::same_secret(expected, sent)) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
     let now = now_ms();
-    match app
-        .store
-        .read(move |c| overview::queue_summary(c, now))
-        .await
-    {
-        Ok(rows) => {
-            let queue = QueueView::new(&rows, now);
+    match app.store.read(move |c| overview::totals(c, now)).await {
+        Ok(totals) => {
             let actors = app.engine.actor_count().await as u64;
-            let depth = [
-                ("pending", queue.totals.pending),
-                ("delivering", queue.totals.delivering),
-                ("succeeded", queue.totals.succeeded),
-                ("failed", queue.totals.failed),
-            ];
+            let counts = totals.counts;
+            let oldest = totals
+                .oldest_unfinished_at
+                .map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
             app.telemetry.set_queue(&QueueGauges {
-                depth,
-                oldest_pending_secs: queue.oldest_pending_age_seconds.unwrap_or(0) as f64,
-                disabled: queue.disabled_webhooks,
-                expired_claims: queue.expired_claims,
+                depth: [
+                    ("pending", counts.pending),
+                    ("delivering", counts.delivering),
+                    ("succeeded", counts.succeeded),
+                    ("failed", counts.failed),
+                ],
+                oldest_pending_secs: oldest,
+                disabled: totals.disabled_webhooks,
+                expired_claims: totals.expired_claims,
                 actors,
             });
         }
@@ -117,11 +127,11 @@ async fn metrics(State(app): State<AppState>) -> Response {
             tracing::warn!(%error, "metrics: could not read the queue; serving the last values");
         }
     }
-    (
+    Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         app.telemetry.render(),
     )
-        .into_response()
+        .into_response())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
+use super::deliveries::Finished;
 use crate::domain::time::Millis;
 use crate::domain::{DeliveryId, DeliveryOrder, WebhookId};
 
@@ -201,13 +202,17 @@ pub fn settle_lost_claims(conn: &Connection, lost: &[ExpiredClaim], now: Millis)
          WHERE id = ?1 AND status = 'delivering' AND claim_token = ?2",
     )?;
     let mut released = Vec::new();
+    let mut finished = Finished::default();
     for claim in lost {
         if claim.is_test {
-            fail_test.execute(params![claim.claim.delivery_id, claim.claim.token, now])?;
+            let failed =
+                fail_test.execute(params![claim.claim.delivery_id, claim.claim.token, now])?;
+            finished.add("failed", failed);
         } else {
             released.push(claim.claim);
         }
     }
+    finished.count(conn)?;
     release(conn, &released)
 }
 
@@ -224,12 +229,15 @@ pub fn release_webhook_claims(conn: &Connection, webhook_id: WebhookId) -> Resul
 /// Releases every claim: run at start-up (claims of a dead process) and after shutdown.
 /// An interrupted test delivery is failed instead, since tests are never retried.
 pub fn release_claims(conn: &Connection, now: Millis) -> Result<usize> {
-    conn.execute(
+    let failed = conn.execute(
         "UPDATE deliveries SET status = 'failed', completed_at = ?1, lease_expires_at = NULL, \
          claim_token = NULL, last_error = 'interrupted by a shutdown' \
          WHERE status = 'delivering' AND is_test = 1",
         [now],
     )?;
+    let mut finished = Finished::default();
+    finished.add("failed", failed);
+    finished.count(conn)?;
     Ok(conn.execute(
         "UPDATE deliveries SET status = 'pending', lease_expires_at = NULL, claim_token = NULL \
          WHERE status = 'delivering'",

@@ -199,12 +199,46 @@ pub fn record_attempts(
     now: Millis,
 ) -> Result<RecordEffect> {
     let mut effect = RecordEffect::default();
+    let mut finished = Finished::default();
     for record in records {
-        let one = record_attempt(conn, record, auto_disable_after, now)?;
+        let one = record_one(conn, record, auto_disable_after, now, &mut finished)?;
         effect.webhook_disabled |= one.webhook_disabled;
         effect.notify = effect.notify.or(one.notify);
     }
+    finished.count(conn)?;
     Ok(effect)
+}
+
+/// Claimed deliveries that finished in one write, by outcome, for `finished_counts`: the
+/// table's triggers leave this, the engine's hot path, to the store, which adds a batch's
+/// outcomes with one update each instead of running a trigger per delivery.
+#[derive(Debug, Default)]
+pub(super) struct Finished {
+    succeeded: i64,
+    failed: i64,
+}
+
+impl Finished {
+    pub(super) fn add(&mut self, status: &str, deliveries: usize) {
+        match status {
+            "succeeded" => self.succeeded += deliveries as i64,
+            "failed" => self.failed += deliveries as i64,
+            _ => {}
+        }
+    }
+
+    /// Adds them to `finished_counts`, in the caller's transaction.
+    pub(super) fn count(self, conn: &Connection) -> Result<()> {
+        let mut add = conn.prepare_cached(
+            "UPDATE finished_counts SET deliveries = deliveries + ?2 WHERE status = ?1",
+        )?;
+        for (status, deliveries) in [("succeeded", self.succeeded), ("failed", self.failed)] {
+            if deliveries != 0 {
+                add.execute(params![status, deliveries])?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes an attempt and moves its delivery on. With `auto_disable_after` > 0, the webhook
@@ -214,6 +248,20 @@ pub fn record_attempt(
     rec: &AttemptRecord,
     auto_disable_after: u32,
     now: Millis,
+) -> Result<RecordEffect> {
+    let mut finished = Finished::default();
+    let effect = record_one(conn, rec, auto_disable_after, now, &mut finished)?;
+    finished.count(conn)?;
+    Ok(effect)
+}
+
+/// [`record_attempt`], with a finished delivery noted in `finished` for the caller to count.
+fn record_one(
+    conn: &Connection,
+    rec: &AttemptRecord,
+    auto_disable_after: u32,
+    now: Millis,
+    finished: &mut Finished,
 ) -> Result<RecordEffect> {
     let (status, next_at, completed_at) = match &rec.next {
         NextStep::Succeeded => ("succeeded", None, Some(now)),
@@ -244,6 +292,7 @@ pub fn record_attempt(
         // lease (and perhaps claimed again): the claim this outcome belongs to is gone.
         return Ok(RecordEffect::default());
     }
+    finished.add(status, updated);
     conn.prepare_cached(
         "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, \
          response_body, response_truncated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

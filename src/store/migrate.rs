@@ -19,6 +19,7 @@ const UPGRADES: &[&str] = &[
     include_str!("migrations/004_idempotency_keys.sql"),
     include_str!("migrations/005_failures_when_disabled.sql"),
     include_str!("migrations/006_key_roles.sql"),
+    include_str!("migrations/007_finished_counts.sql"),
 ];
 
 /// The version `schema.sql` describes.
@@ -112,6 +113,9 @@ mod tests {
         }
         shape.extend(strings(
             "SELECT name || ': ' || sql FROM sqlite_schema WHERE type = 'index' AND sql LIKE '%WHERE%' ORDER BY name",
+        ));
+        shape.extend(strings(
+            "SELECT name || ': ' || sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name",
         ));
         shape
     }

@@ -363,6 +363,19 @@ pub async fn create_key(app: &TestApp, name: &str, role: &str) -> (String, Strin
     (id, secret)
 }
 
+/// What `hookd::run` says when it cannot start with these settings (it must stop at once).
+pub async fn start_error(args: ServeArgs) -> String {
+    let config = args.into_config().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        hookd::run(config, listener, std::future::pending()),
+    )
+    .await
+    .expect("the start stops at once");
+    format!("{:#}", outcome.expect_err("the start is refused"))
+}
+
 /// A free loopback port (for the binary, which cannot be handed a listener).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -4,7 +4,7 @@
 //!
 //! Sizes (`--size`): ingest = requests per variant; throughput = deliveries per variant;
 //! fifo = deliveries; latency = events; isolation = events per run; recovery = pending deliveries;
-//! scale = surveys (10 webhooks each).
+//! scale = surveys (10 webhooks each); scrape = finished deliveries stored.
 
 pub mod fifo;
 pub mod ingest;
@@ -12,6 +12,7 @@ pub mod isolation;
 pub mod latency;
 pub mod recovery;
 pub mod scale;
+pub mod scrape;
 pub mod throughput;
 
 use std::path::Path;
