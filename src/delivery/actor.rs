@@ -37,6 +37,8 @@ const RECORD_RETRY: Duration = Duration::from_secs(1);
 pub enum WebhookMsg {
     /// Deliveries may have become due: look for them now.
     Wake,
+    /// The wake-up this actor set for `at` fired.
+    TimerFired(Millis),
     /// The webhook's settings changed: use them for every request not yet sent, then reply.
     Reconfigure(Box<Webhook>, Option<RpcReplyPort<()>>),
     /// Stop claiming and sending; once every attempt in flight is recorded, reply and stop.
@@ -73,6 +75,46 @@ pub struct WebhookActor;
 /// A pending `send_after` wake-up.
 type Timer = JoinHandle<Result<(), ractor::MessagingErr<WebhookMsg>>>;
 
+/// An actor's one pending wake-up and when it fires. It is forgotten only when its own
+/// message ([`WebhookMsg::TimerFired`]) is handled, in order with everything else. Asking
+/// its task whether it had finished raced with the message it had already sent: a timer
+/// that had fired was taken for pending, and its actor slept with deliveries due.
+#[derive(Default)]
+struct WakeTimer(Option<(Millis, Timer)>);
+
+impl WakeTimer {
+    /// Whether the pending timer wakes the actor by `at`; a later one is cancelled.
+    fn covers(&mut self, at: Millis) -> bool {
+        match &self.0 {
+            Some((current, _)) if *current <= at => true,
+            Some((_, timer)) => {
+                timer.abort();
+                self.0 = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn set(&mut self, at: Millis, timer: Timer) {
+        self.cancel();
+        self.0 = Some((at, timer));
+    }
+
+    /// The timer set for `at` fired (a message of a timer replaced since is ignored).
+    fn fired(&mut self, at: Millis) {
+        if self.0.as_ref().is_some_and(|(current, _)| *current == at) {
+            self.0 = None;
+        }
+    }
+
+    fn cancel(&mut self) {
+        if let Some((_, timer)) = self.0.take() {
+            timer.abort();
+        }
+    }
+}
+
 /// Everything the actor owns.
 pub struct ActorState {
     ctx: DeliveryContext,
@@ -99,8 +141,8 @@ pub struct ActorState {
     record_retry_pending: bool,
     /// Release and renewal jobs under way.
     releasing: usize,
-    /// The pending wake-up timer and when it fires.
-    timer: Option<(Millis, Timer)>,
+    /// The pending wake-up timer.
+    timer: WakeTimer,
     /// No more claims: the webhook was disabled (410, failures) or told to drain.
     stopping: bool,
     drained: Vec<RpcReplyPort<()>>,
@@ -145,7 +187,7 @@ impl Actor for WebhookActor {
             recording: Vec::new(),
             record_retry_pending: false,
             releasing: 0,
-            timer: None,
+            timer: WakeTimer::default(),
             stopping: false,
             drained: Vec::new(),
         })
@@ -168,6 +210,10 @@ impl Actor for WebhookActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WebhookMsg::Wake => state.claim(&me),
+            WebhookMsg::TimerFired(at) => {
+                state.timer_fired(at);
+                state.claim(&me);
+            }
             WebhookMsg::Reconfigure(webhook, reply) => {
                 state.reconfigure(&me, *webhook);
                 if let Some(reply) = reply {
@@ -211,9 +257,7 @@ impl Actor for WebhookActor {
         state: &mut ActorState,
     ) -> Result<(), ActorProcessingErr> {
         state.route.send_replace(Arc::new(Route::Withdrawn));
-        if let Some((_, timer)) = state.timer.take() {
-            timer.abort();
-        }
+        state.timer.cancel();
         let abandoned: Vec<Claim> = state
             .in_flight
             .0
@@ -399,16 +443,55 @@ impl ActorState {
 
     /// Makes sure the actor is woken no later than `at`.
     fn wake_at(&mut self, me: &ActorRef<WebhookMsg>, at: Millis) {
-        if self.stopping {
+        if self.stopping || self.timer.covers(at) {
             return;
         }
-        if let Some((current, timer)) = &self.timer {
-            if *current <= at && !timer.is_finished() {
-                return;
-            }
-            timer.abort();
-        }
         let delay = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
-        self.timer = Some((at, me.send_after(delay, || WebhookMsg::Wake)));
+        let timer = me.send_after(delay, move || WebhookMsg::TimerFired(at));
+        self.timer.set(at, timer);
+    }
+
+    fn timer_fired(&mut self, at: Millis) {
+        self.timer.fired(at);
+    }
+}
+
+#[cfg(test)]
+mod timer_tests {
+    use super::{Timer, WakeTimer};
+
+    /// A timer task that has sent its message but has not finished yet, as seen from the
+    /// actor when it handles that message first.
+    fn unfinished() -> Timer {
+        tokio::spawn(std::future::pending())
+    }
+
+    #[tokio::test]
+    async fn a_fired_timer_is_never_taken_for_pending_even_before_its_task_ends() {
+        let mut timer = WakeTimer::default();
+        assert!(!timer.covers(100), "no timer: a new one is needed");
+        timer.set(100, unfinished());
+        assert!(
+            timer.covers(100) && timer.covers(500),
+            "it wakes the actor by then"
+        );
+        timer.fired(100);
+        assert!(
+            !timer.covers(500),
+            "it fired: the next wake-up needs a timer of its own"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_earlier_wake_up_replaces_a_later_timer_and_the_old_message_is_ignored() {
+        let mut timer = WakeTimer::default();
+        timer.set(500, unfinished());
+        assert!(!timer.covers(100), "a later timer does not wake it in time");
+        timer.set(100, unfinished());
+        timer.fired(500);
+        assert!(
+            timer.covers(100),
+            "the replaced timer's message changes nothing"
+        );
     }
 }
