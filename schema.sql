@@ -195,26 +195,17 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_by_time ON attempts (started_at);
 
 -- Finished deliveries by outcome, kept in the same transaction as each change, so that
--- /metrics reads two rows instead of counting a history of millions. A claimed delivery
--- that finishes (the engine's hot path) is counted by the store itself, once per batch of
--- outcomes (`store::deliveries`); the triggers below count the rest: a finished delivery
--- reopened (every change of a finished delivery's status sets `completed_at`, which is
--- the column they watch, so claims and releases never run them) or deleted (retention,
--- a webhook's deletion). Deliveries are never inserted finished. Unfinished deliveries
--- are counted from their partial indexes, which hold only the backlog.
+-- /metrics reads two rows instead of counting a history of millions. The store counts
+-- the deliveries that finish (once per batch of outcomes: the engine's hot path runs no
+-- trigger) and those a repair reopens (`store::deliveries::Finished`); the trigger below
+-- counts deletes (retention, a webhook's deletion). Deliveries are never inserted
+-- finished. Unfinished deliveries are counted from their partial indexes, which hold only
+-- the backlog.
 CREATE TABLE finished_counts (
     status      TEXT PRIMARY KEY CHECK (status = 'succeeded' OR status = 'failed'),
     deliveries  INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO finished_counts (status, deliveries) VALUES ('succeeded', 0), ('failed', 0);
-CREATE TRIGGER finished_counts_on_update AFTER UPDATE OF completed_at ON deliveries
-    WHEN NEW.status IS NOT OLD.status AND OLD.status != 'delivering'
-        AND (NEW.status = 'succeeded' OR NEW.status = 'failed'
-             OR OLD.status = 'succeeded' OR OLD.status = 'failed')
-BEGIN
-    UPDATE finished_counts SET deliveries = deliveries + 1 WHERE status = NEW.status;
-    UPDATE finished_counts SET deliveries = deliveries - 1 WHERE status = OLD.status;
-END;
 CREATE TRIGGER finished_counts_on_delete AFTER DELETE ON deliveries
     WHEN OLD.status = 'succeeded' OR OLD.status = 'failed'
 BEGIN

@@ -209,9 +209,10 @@ pub fn record_attempts(
     Ok(effect)
 }
 
-/// Claimed deliveries that finished in one write, by outcome, for `finished_counts`: the
-/// table's triggers leave this, the engine's hot path, to the store, which adds a batch's
-/// outcomes with one update each instead of running a trigger per delivery.
+/// Changes to `finished_counts` made in one write, by outcome: deliveries that finished
+/// (outcomes, the engine's hot path, added once per batch of them instead of a trigger
+/// per delivery) and finished ones reopened by a repair. Deletes are counted by a
+/// trigger.
 #[derive(Debug, Default)]
 pub(super) struct Finished {
     succeeded: i64,
@@ -220,9 +221,17 @@ pub(super) struct Finished {
 
 impl Finished {
     pub(super) fn add(&mut self, status: &str, deliveries: usize) {
+        self.change(status, deliveries as i64);
+    }
+
+    pub(super) fn remove(&mut self, status: &str, deliveries: usize) {
+        self.change(status, -(deliveries as i64));
+    }
+
+    fn change(&mut self, status: &str, by: i64) {
         match status {
-            "succeeded" => self.succeeded += deliveries as i64,
-            "failed" => self.failed += deliveries as i64,
+            "succeeded" => self.succeeded += by,
+            "failed" => self.failed += by,
             _ => {}
         }
     }

@@ -356,12 +356,11 @@ mod tests {
                     params![id, STATUSES[*status]],
                 )
                 .unwrap();
-                // A claim that finishes is the store's to count (the triggers leave it).
-                if before == "delivering" {
-                    let mut finished = Finished::default();
-                    finished.add(STATUSES[*status], 1);
-                    finished.count(conn).unwrap();
-                }
+                // A status change is the store's to count (only deletes have a trigger).
+                let mut finished = Finished::default();
+                finished.remove(&before, 1);
+                finished.add(STATUSES[*status], 1);
+                finished.count(conn).unwrap();
             }
             Change::Delete { pick } if !ids.is_empty() => {
                 conn.execute(
@@ -391,6 +390,46 @@ mod tests {
                 prop_assert_eq!(totals(&conn, 0).unwrap().counts, counted(&conn));
             }
         }
+    }
+
+    #[test]
+    fn a_retry_and_a_replay_take_the_deliveries_they_reopen_out_of_the_counters() {
+        use crate::store::{repairs, webhooks};
+        let conn = database();
+        let id = |n: u32| format!("0190a000-0000-7000-8000-{n:012}");
+        // A survey, a webhook for retries and one subscribed to the event type for the
+        // replay, and two events, each with one failed delivery.
+        conn.execute_batch(&format!(
+            "INSERT INTO surveys VALUES ('{s}', 'Survey', '[]', 1);
+             INSERT INTO webhooks (id, survey_id, name, url, events, retry_policy, created_at,
+                 updated_at) VALUES ('{w1}', '{s}', 'HIS', 'https://his.example/', '[]', '[]', 1, 1),
+                 ('{w2}', '{s}', 'HIS', 'https://his.example/',
+                  '[\"survey.response_completed\"]', '[]', 1, 1);
+             INSERT INTO events VALUES ('{e1}', '{s}', 'survey.response_completed', '{{}}', 1),
+                 ('{e2}', '{s}', 'survey.response_completed', '{{}}', 2);
+             INSERT INTO deliveries (id, webhook_id, event_id, survey_id, event_type, status,
+                 created_at) VALUES ('{d1}', '{w1}', '{e1}', '{s}', 'survey.response_completed',
+                 'delivering', 1), ('{d2}', '{w2}', '{e2}', '{s}', 'survey.response_completed',
+                 'delivering', 2);
+             UPDATE deliveries SET status = 'failed', completed_at = 3;",
+            s = id(1), w1 = id(2), w2 = id(3), e1 = id(4), e2 = id(5), d1 = id(6), d2 = id(7),
+        ))
+        .unwrap();
+        let mut finished = Finished::default();
+        finished.add("failed", 2);
+        finished.count(&conn).unwrap();
+        assert_eq!(totals(&conn, 0).unwrap().counts, counted(&conn));
+
+        repairs::retry(&conn, id(6).parse().unwrap(), 4).unwrap();
+        assert_eq!(totals(&conn, 0).unwrap().counts, counted(&conn));
+        let webhook = webhooks::find(&conn, id(3).parse().unwrap())
+            .unwrap()
+            .unwrap();
+        // Its failed delivery reopened, and one made for the event it never had.
+        assert_eq!(repairs::replay(&conn, &webhook, 0, 4).unwrap(), 2);
+        let now = totals(&conn, 0).unwrap().counts;
+        assert_eq!(now, counted(&conn));
+        assert_eq!((now.failed, now.pending), (0, 3));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The two repairs that put finished deliveries back in the queue: retry (one delivery,
 //! same id and body) and replay (every event since a time that a webhook has not had
-//! delivered).
+//! delivered). Each takes the deliveries it reopens out of `finished_counts`.
 
 use rusqlite::{Connection, params};
 
-use super::deliveries::{DeliveryStatus, NewEvent, insert_delivery};
+use super::deliveries::{DeliveryStatus, Finished, NewEvent, insert_delivery};
 use super::delivery_log::{Delivery, find, payload};
 use super::webhooks::Webhook;
 use super::{Result, StoreError};
@@ -41,7 +41,10 @@ pub fn retry(conn: &Connection, id: DeliveryId, now: Millis) -> Result<Delivery>
             message: "the event's body was purged by retention".into(),
         });
     }
-    conn.prepare_cached(REOPEN)?.execute(params![id, now])?;
+    let reopened = conn.prepare_cached(REOPEN)?.execute(params![id, now])?;
+    let mut finished = Finished::default();
+    finished.remove(delivery.status.as_str(), reopened);
+    finished.count(conn)?;
     find(conn, id)?.ok_or(StoreError::NotFound)
 }
 
@@ -72,6 +75,7 @@ pub fn replay(conn: &Connection, webhook: &Webhook, since: Millis, now: Millis) 
     let mut reopen = conn.prepare_cached(REOPEN)?;
     let queued_at = (webhook.ordering == DeliveryOrder::Fifo).then_some(now);
     let mut queued = 0;
+    let mut finished = Finished::default();
     for (event_id, event_type, failed) in candidates {
         let Some(kind) = EventType::parse_subscribable(&event_type) else {
             continue;
@@ -81,7 +85,8 @@ pub fn replay(conn: &Connection, webhook: &Webhook, since: Millis, now: Millis) 
         }
         match failed {
             Some(delivery_id) => {
-                reopen.execute(params![delivery_id, now])?;
+                let reopened = reopen.execute(params![delivery_id, now])?;
+                finished.remove("failed", reopened);
             }
             None => {
                 let event = NewEvent {
@@ -96,5 +101,6 @@ pub fn replay(conn: &Connection, webhook: &Webhook, since: Millis, now: Millis) 
         }
         queued += 1;
     }
+    finished.count(conn)?;
     Ok(queued)
 }
