@@ -8,14 +8,12 @@
 //! A TLS failure is an attempt's outcome, so [`describe_failure`] puts it in words an
 //! integrator can act on.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, CertificateError};
 
 use crate::config::Config;
+use crate::pem_files;
 
 /// What outgoing connections trust beyond the built-in roots, and present.
 #[derive(Clone, Default)]
@@ -30,28 +28,20 @@ impl ClientTls {
     /// Reads the files the configuration names.
     pub fn load(config: &Config) -> anyhow::Result<Self> {
         let roots = match &config.ca_file {
-            Some(path) => {
-                let pem = read("HOOKD_CA_FILE", path)?;
-                let certs = certificates("HOOKD_CA_FILE", path, &pem)?;
-                certs
-                    .iter()
-                    .map(|der| reqwest::Certificate::from_der(der))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| anyhow::anyhow!("HOOKD_CA_FILE {}: {e}", path.display()))?
-            }
+            Some(path) => pem_files::certificates("HOOKD_CA_FILE", path)?
+                .iter()
+                .map(|der| reqwest::Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("HOOKD_CA_FILE {}: {e}", path.display()))?,
             None => Vec::new(),
         };
         let identity = match &config.client_identity {
             Some(files) => {
-                let cert_pem = read("HOOKD_CLIENT_CERT", &files.cert)?;
-                let key_pem = read("HOOKD_CLIENT_KEY", &files.key)?;
-                let certs = certificates("HOOKD_CLIENT_CERT", &files.cert, &cert_pem)?;
-                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-                    anyhow::anyhow!(
-                        "HOOKD_CLIENT_KEY {}: holds no PEM private key: {e}",
-                        files.key.display()
-                    )
-                })?;
+                let cert_pem = pem_files::read("HOOKD_CLIENT_CERT", &files.cert)?;
+                let key_pem = pem_files::read("HOOKD_CLIENT_KEY", &files.key)?;
+                let certs =
+                    pem_files::certificates_in("HOOKD_CLIENT_CERT", &files.cert, &cert_pem)?;
+                let key = pem_files::private_key_in("HOOKD_CLIENT_KEY", &files.key, &key_pem)?;
                 // rustls checks that the key goes with the certificate.
                 let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
                 rustls::sign::CertifiedKey::from_der(certs, key, &provider).map_err(|e| {
@@ -79,27 +69,6 @@ impl ClientTls {
             None => builder,
         }
     }
-}
-
-fn read(setting: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| anyhow::anyhow!("{setting} {}: {e}", path.display()))
-}
-
-/// The PEM certificates in a file, at least one.
-fn certificates(
-    setting: &str,
-    path: &Path,
-    pem: &[u8],
-) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{setting} {}: not PEM certificates ({e})", path.display()))?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "{setting} {}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-        path.display()
-    );
-    Ok(certs)
 }
 
 /// A TLS failure somewhere in `error`'s causes, in words: what went wrong and what fixes

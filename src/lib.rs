@@ -57,6 +57,7 @@ pub mod domain;
 pub mod events;
 pub mod listener;
 pub mod ops;
+mod pem_files;
 mod startup;
 pub mod store;
 pub mod telemetry;

@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -18,10 +17,9 @@ use axum::Router;
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{Config, TlsFiles};
+use crate::pem_files;
 
 /// A bound socket, with its certificate when it speaks HTTPS.
 pub struct Listener {
@@ -99,27 +97,8 @@ impl Listener {
 /// The TLS settings for a certificate chain and key: TLS 1.2 and 1.3 with the same crypto
 /// provider as the HTTP client, HTTP/2 and HTTP/1.1 offered.
 pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
-    let cert_pem = read("HOOKD_TLS_CERT", &files.cert)?;
-    let certs = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "HOOKD_TLS_CERT {}: not a PEM certificate chain ({e})",
-                files.cert.display()
-            )
-        })?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "HOOKD_TLS_CERT {}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-        files.cert.display()
-    );
-    let key_pem = read("HOOKD_TLS_KEY", &files.key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-        anyhow::anyhow!(
-            "HOOKD_TLS_KEY {}: holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
-            files.key.display()
-        )
-    })?;
+    let certs = pem_files::certificates("HOOKD_TLS_CERT", &files.cert)?;
+    let key = pem_files::private_key("HOOKD_TLS_KEY", &files.key)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -135,10 +114,6 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-fn read(setting: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| anyhow::anyhow!("{setting} {}: {e}", path.display()))
 }
 
 /// Reloads the certificate and key at every `SIGHUP`.

@@ -222,28 +222,11 @@ async fn a_kiosk_key_submits_responses_and_reads_its_survey_only() {
     );
 }
 
-/// A delivered event whose receiver echoed something back.
-async fn delivered(app: &TestApp, receiver: &Receiver) -> (String, String, String) {
-    let (survey, webhook) = app.survey_with_webhook(receiver, json!({})).await;
-    app.complete_response(&survey, 5).await;
-    wait_until(
-        "the delivery succeeded",
-        Duration::from_secs(10),
-        || async { app.count_with_status(&survey, &webhook, "succeeded").await == 1 },
-    )
-    .await;
-    let delivery = app.deliveries(&survey, &webhook).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (survey, webhook, delivery)
-}
-
 #[tokio::test]
 async fn a_viewer_sees_deliveries_without_payloads_or_the_receivers_answers() {
     let app = spawn_app().await;
     let receiver = Receiver::scripted(|_, _| Reply::ok().body("echo: stars 5")).await;
-    let (survey, webhook, delivery) = delivered(&app, &receiver).await;
+    let (survey, webhook, delivery) = app.one_delivered(&receiver).await;
     let (_, viewer) = create_key(&app, "dashboard", VIEWER).await;
     let detail_path = format!("/api/surveys/{survey}/webhooks/{webhook}/deliveries/{delivery}");
 

@@ -250,6 +250,24 @@ impl Api {
         body["id"].as_str().unwrap().to_owned()
     }
 
+    /// A survey with a webhook to `receiver` and one delivery that succeeded: (survey,
+    /// webhook, delivery).
+    pub async fn one_delivered(&self, receiver: &Receiver) -> (String, String, String) {
+        let (survey, webhook) = self.survey_with_webhook(receiver, json!({})).await;
+        self.complete_response(&survey, 5).await;
+        wait_until(
+            "the delivery succeeded",
+            Duration::from_secs(20),
+            || async { self.count_with_status(&survey, &webhook, "succeeded").await == 1 },
+        )
+        .await;
+        let delivery = self.deliveries(&survey, &webhook).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (survey, webhook, delivery)
+    }
+
     /// The webhook's deliveries (newest first), up to 200.
     pub async fn deliveries(&self, survey: &str, webhook: &str) -> Vec<Value> {
         let (status, body) = self

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::WAIT;
-use crate::common::{Gate, KEY, Receiver, Reply, TestApp, run_cli, spawn_app, wait_until};
+use crate::common::{Gate, KEY, Receiver, Reply, run_cli, spawn_app, wait_until};
 
 /// Puts a delivery back into `delivering` under a claim no actor holds, its lease already
 /// over: what an attempt whose task died, or whose outcome was never written, leaves.
@@ -26,27 +26,11 @@ fn abandon_claim(data_dir: &Path, delivery: &str) {
     assert_eq!(changed, 1);
 }
 
-/// A survey with a webhook to `receiver` and one delivery that succeeded: (survey, webhook,
-/// delivery).
-async fn one_delivered(app: &TestApp, receiver: &Receiver) -> (String, String, String) {
-    let (survey, webhook) = app.survey_with_webhook(receiver, json!({})).await;
-    app.complete_response(&survey, 5).await;
-    wait_until("the delivery succeeded", WAIT, || async {
-        app.count_with_status(&survey, &webhook, "succeeded").await == 1
-    })
-    .await;
-    let delivery = app.deliveries(&survey, &webhook).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (survey, webhook, delivery)
-}
-
 #[tokio::test]
 async fn a_claim_nobody_holds_is_attempted_again_when_its_lease_runs_out_without_a_restart() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let (survey, webhook, delivery) = one_delivered(&app, &receiver).await;
+    let (survey, webhook, delivery) = app.one_delivered(&receiver).await;
 
     abandon_claim(&app.data_dir, &delivery);
     wait_until("the abandoned claim is attempted again", WAIT, || async {
@@ -68,7 +52,7 @@ async fn a_claim_nobody_holds_is_attempted_again_when_its_lease_runs_out_without
 async fn claims_past_their_lease_are_counted_for_operators() {
     let mut app = spawn_app().await;
     let receiver = Receiver::start().await;
-    let (_, _, delivery) = one_delivered(&app, &receiver).await;
+    let (_, _, delivery) = app.one_delivered(&receiver).await;
     let (_, queue) = app.get("/api/admin/queue").await;
     assert_eq!(queue["expiredClaims"], 0);
     let metrics = app
