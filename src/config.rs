@@ -409,6 +409,14 @@ mod tests {
         assert_eq!(config.public_url, None);
         assert_eq!(config.secret_overlap, Duration::from_secs(86_400));
         assert_eq!(config.public_base(config.listen), "http://127.0.0.1:8080");
+        // SPEC §9: headers and body within 30 s, any request answered within 60 s.
+        assert_eq!(config.request_read_timeout, Duration::from_secs(30));
+        assert_eq!(config.handler_timeout, Duration::from_secs(60));
+        assert_eq!(
+            (config.tls, config.metrics_key, config.ca_file),
+            (None, None, None)
+        );
+        assert!(config.client_identity.is_none());
     }
 
     #[test]
