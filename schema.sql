@@ -34,7 +34,8 @@ CREATE TABLE contacts (
     last_name    TEXT,
     attributes   TEXT NOT NULL DEFAULT '{}',
     created_at   INTEGER NOT NULL,
-    updated_at   INTEGER NOT NULL
+    updated_at   INTEGER NOT NULL,
+    do_not_contact INTEGER NOT NULL DEFAULT 0   -- invited, but never sent a message (SPEC §10)
 );
 
 -- Distributions: one quick send of a survey to a set of contacts.
@@ -211,6 +212,37 @@ CREATE TRIGGER finished_counts_on_delete AFTER DELETE ON deliveries
 BEGIN
     UPDATE finished_counts SET deliveries = deliveries - 1 WHERE status = OLD.status;
 END;
+
+-- Messages (SPEC §10): the emails and SMS hookd sends — invitations, reminders and admin
+-- notices. A message that is sent rides on the delivery queue above, like a webhook
+-- event: its job is the delivery of the same id, owed to the reserved queue of its channel
+-- (`WebhookId::EMAIL` or `WebhookId::SMS`), whose event holds the filled-in message. So
+-- messages are claimed, leased, recorded, retried and counted by the one engine, and
+-- `delivery_id` (set while the job exists) gives their state: pending or delivering is
+-- `queued`, succeeded is `sent`, failed is `failed`. `outcome` is set instead for a
+-- message that never goes out: `skipped` (the contact has doNotContact) or `cancelled` (a
+-- reminder whose invitation was completed or had expired). Retention purges a finished
+-- job, and the message row with it (ON DELETE CASCADE).
+CREATE TABLE messages (
+    id             TEXT PRIMARY KEY,   -- UUID v7, the job's delivery id
+    invitation_id  TEXT REFERENCES invitations(id) ON DELETE CASCADE,   -- NULL: admin notice
+    channel        TEXT NOT NULL CHECK (channel = 'email' OR channel = 'sms'),
+    kind           TEXT NOT NULL CHECK (kind = 'invitation' OR kind = 'reminder' OR kind = 'notice'),
+    due_at         INTEGER NOT NULL,
+    delivery_id    TEXT REFERENCES deliveries(id) ON DELETE CASCADE,
+    outcome        TEXT CHECK (outcome = 'skipped' OR outcome = 'cancelled'),
+    created_at     INTEGER NOT NULL
+);
+-- A distribution's status, and the reminders a completion cancels.
+CREATE INDEX messages_by_invitation ON messages (invitation_id, due_at);
+-- The cascade from a purged job (without it every delete of a delivery scans messages).
+CREATE INDEX messages_by_delivery ON messages (delivery_id) WHERE delivery_id IS NOT NULL;
+
+-- The addresses told by email when a webhook is disabled (HOOKD_ADMIN_EMAIL), written at
+-- each start: the store queues those notices from deep inside a record.
+CREATE TABLE admin_recipients (
+    address  TEXT PRIMARY KEY
+) WITHOUT ROWID;
 
 -- API keys: only the SHA-256 of a key is stored. Keys are 256-bit random strings, so a
 -- fast hash is the right tool (no password stretching needed). `role` is what the key may

@@ -20,6 +20,8 @@ use crate::pem_files;
 pub struct ClientTls {
     /// The certificates of `HOOKD_CA_FILE`.
     roots: Vec<reqwest::Certificate>,
+    /// The same, as DER, for the mail client.
+    root_ders: Vec<Vec<u8>>,
     /// The certificate chain and key of `HOOKD_CLIENT_CERT`/`HOOKD_CLIENT_KEY`, as one PEM.
     identity: Option<reqwest::Identity>,
 }
@@ -27,14 +29,18 @@ pub struct ClientTls {
 impl ClientTls {
     /// Reads the files the configuration names.
     pub fn load(config: &Config) -> anyhow::Result<Self> {
-        let roots = match &config.ca_file {
+        let root_ders: Vec<Vec<u8>> = match &config.ca_file {
             Some(path) => pem_files::certificates("HOOKD_CA_FILE", path)?
                 .iter()
-                .map(|der| reqwest::Certificate::from_der(der))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| anyhow::anyhow!("HOOKD_CA_FILE {}: {e}", path.display()))?,
+                .map(|der| der.to_vec())
+                .collect(),
             None => Vec::new(),
         };
+        let roots = root_ders
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("HOOKD_CA_FILE: {e}"))?;
         let identity = match &config.client_identity {
             Some(files) => {
                 let cert_pem = pem_files::read("HOOKD_CLIENT_CERT", &files.cert)?;
@@ -58,7 +64,16 @@ impl ClientTls {
             }
             None => None,
         };
-        Ok(Self { roots, identity })
+        Ok(Self {
+            roots,
+            root_ders,
+            identity,
+        })
+    }
+
+    /// The certificates of `HOOKD_CA_FILE`, as DER.
+    pub fn root_certificates(&self) -> &[Vec<u8>] {
+        &self.root_ders
     }
 
     /// `builder` trusting the extra roots and presenting the client certificate.

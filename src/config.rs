@@ -12,6 +12,9 @@ use serde::Deserialize;
 use crate::domain::ssrf::{HostRule, NetworkPolicy};
 use crate::domain::{Secret, WebhookUrl};
 
+pub mod messaging;
+pub use messaging::Messaging;
+
 /// The settings of `hookd serve`, as given (flags and environment). Every field is optional
 /// so that a `--config` file can fill what the command line leaves out.
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -108,6 +111,29 @@ pub struct ServeArgs {
     /// is 503 `timeout` [default: 60000].
     #[arg(long, env = "HOOKD_HANDLER_TIMEOUT_MS")]
     pub handler_timeout_ms: Option<u64>,
+    /// The mail server for email invitations, reminders and admin notices:
+    /// smtp://[user:pass@]host[:port] (STARTTLS), smtps://... (TLS), or
+    /// smtp://...?tls=none with HOOKD_ALLOW_HTTP [default: unset, no email].
+    #[arg(long, env = "HOOKD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of every email, `Name <address>` or an address (needed with HOOKD_SMTP_URL).
+    #[arg(long, env = "HOOKD_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// The SMS gateway's endpoint, through the same rules as webhooks (SSRF, allow-lists)
+    /// [default: unset, no SMS].
+    #[arg(long, env = "HOOKD_SMS_URL")]
+    pub sms_url: Option<String>,
+    /// Bearer token sent to the SMS gateway.
+    #[arg(long, env = "HOOKD_SMS_TOKEN", hide_env_values = true)]
+    pub sms_token: Option<String>,
+    /// Messages per second to the mail server, and separately to the SMS gateway, 0 for
+    /// no limit [default: 10].
+    #[arg(long, env = "HOOKD_MESSAGE_RATE_LIMIT")]
+    pub message_rate_limit: Option<u32>,
+    /// Comma-separated addresses told by email when a webhook is disabled (needs
+    /// HOOKD_SMTP_URL).
+    #[arg(long, env = "HOOKD_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
 }
 
 /// Validated configuration: real types, units in the names.
@@ -148,6 +174,8 @@ pub struct Config {
     pub request_read_timeout: Duration,
     /// How long a request may take from its headers to its answer.
     pub handler_timeout: Duration,
+    /// The mail server, the SMS gateway and their pace (SPEC §10).
+    pub messaging: Messaging,
 }
 
 /// The PEM files of a certificate chain and its key.
@@ -216,6 +244,12 @@ impl ServeArgs {
                 .request_read_timeout_ms
                 .or(file.request_read_timeout_ms),
             handler_timeout_ms: self.handler_timeout_ms.or(file.handler_timeout_ms),
+            smtp_url: self.smtp_url.or(file.smtp_url),
+            smtp_from: self.smtp_from.or(file.smtp_from),
+            sms_url: self.sms_url.or(file.sms_url),
+            sms_token: self.sms_token.or(file.sms_token),
+            message_rate_limit: self.message_rate_limit.or(file.message_rate_limit),
+            admin_email: self.admin_email.or(file.admin_email),
         })
     }
 
@@ -327,6 +361,17 @@ impl ServeArgs {
         if !(100..=600_000).contains(&handler_timeout_ms) {
             return Err(bad("HOOKD_HANDLER_TIMEOUT_MS", "must be 100 to 600000"));
         }
+        let messaging = messaging::parse(
+            messaging::Raw {
+                smtp_url: args.smtp_url.as_deref(),
+                smtp_from: args.smtp_from.as_deref(),
+                sms_url: args.sms_url.as_deref(),
+                sms_token: args.sms_token.as_deref(),
+                rate_limit: args.message_rate_limit,
+                admin_email: args.admin_email.as_deref(),
+            },
+            &network,
+        )?;
         Ok(Config {
             listen,
             data_dir: args
@@ -350,6 +395,7 @@ impl ServeArgs {
             client_identity,
             request_read_timeout: Duration::from_millis(request_read_timeout_ms),
             handler_timeout: Duration::from_millis(handler_timeout_ms),
+            messaging,
         })
     }
 }

@@ -90,6 +90,16 @@ pub async fn run(
     let store = Store::open(&config.data_dir, &telemetry).context("opening the database")?;
     startup::ensure_admin_key(&store, &config).await?;
     startup::configure_operations_channel(&store, &config).await?;
+    startup::configure_message_channels(&store, &config).await?;
+    let mailer = match &config.messaging.mail {
+        Some(mail) => Some(delivery::mail::Mailer::new(
+            mail,
+            client_tls.root_certificates(),
+            config.delivery_timeout,
+            config.max_in_flight.get(),
+        )?),
+        None => None,
+    };
     let sender = Sender::new(
         config.network.clone(),
         config.delivery_timeout,
@@ -104,6 +114,9 @@ pub async fn run(
         max_in_flight: config.max_in_flight,
         delivery_timeout: config.delivery_timeout,
         network: config.network.clone(),
+        mailer,
+        sms: config.messaging.sms.clone(),
+        message_rate_limit: config.messaging.rate_limit,
     };
     let (engine, engine_task) = Engine::start(ctx).await?;
     let public_url = config.public_base(listener.local_addr()?);

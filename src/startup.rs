@@ -11,8 +11,9 @@ use crate::config::Config;
 use crate::delivery::client::Sender;
 use crate::delivery::engine::Engine;
 use crate::domain::Role;
+use crate::domain::message::Channel;
 use crate::domain::time::{Millis, format_ms, now_ms};
-use crate::store::{self, Store, audit, control, keys, notices};
+use crate::store::{self, Store, audit, control, keys, messages, notices};
 
 /// The audit log's actor for what the server does by itself (the first admin key).
 const SERVER_ACTOR: &str = "hookd";
@@ -169,4 +170,33 @@ pub(crate) async fn configure_operations_channel(
         })
         .await
         .context("configuring the operations webhook")
+}
+
+/// Registers the email and SMS queues as configured (SPEC §10), and the admins told of
+/// disabled webhooks.
+pub(crate) async fn configure_message_channels(
+    store: &Store,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let email = config.messaging.mail.as_ref().map(|m| m.server.describe());
+    let sms = config
+        .messaging
+        .sms
+        .as_ref()
+        .map(|s| s.url.as_str().to_owned());
+    let admins = config
+        .messaging
+        .mail
+        .as_ref()
+        .map(|m| m.admins.clone())
+        .unwrap_or_default();
+    store
+        .write(move |c| {
+            let now = now_ms();
+            messages::configure_channel(c, Channel::Email, email.as_deref(), now)?;
+            messages::configure_channel(c, Channel::Sms, sms.as_deref(), now)?;
+            messages::configure_admins(c, &admins)
+        })
+        .await
+        .context("configuring the message channels")
 }

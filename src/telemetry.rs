@@ -37,6 +37,8 @@ pub struct QueueGauges {
     pub expired_claims: u64,
     /// Delivery actors running.
     pub actors: u64,
+    /// Messages by channel: (channel, queued, sent, failed).
+    pub messages: [(&'static str, [u64; 3]); 2],
 }
 
 /// Handle to this server's metrics. Cheap to clone.
@@ -104,6 +106,10 @@ impl Telemetry {
                 "Claims past their lease: attempts that will never report, released by the next sweep."
             );
             metrics::describe_gauge!("hookd_delivery_actors", "Delivery actors running.");
+            metrics::describe_gauge!(
+                "hookd_messages",
+                "Emails and SMS by channel: queued (also waiting reminders), sent, failed."
+            );
             metrics::describe_counter!(
                 "hookd_actor_restarts_total",
                 "Delivery actors restarted after a failure."
@@ -180,6 +186,12 @@ impl Telemetry {
             gauge!("hookd_disabled_webhooks").set(queue.disabled as f64);
             gauge!("hookd_expired_claims").set(queue.expired_claims as f64);
             gauge!("hookd_delivery_actors").set(queue.actors as f64);
+            for (channel, [queued, sent, failed]) in queue.messages {
+                for (status, n) in [("queued", queued), ("sent", sent), ("failed", failed)] {
+                    gauge!("hookd_messages", "channel" => channel, "status" => status)
+                        .set(n as f64);
+                }
+            }
         });
     }
 

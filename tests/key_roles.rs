@@ -59,6 +59,11 @@ const ROUTES: &[(&str, &str, &[&str])] = &[
         &[ADMIN, INTEGRATION],
     ),
     (
+        "GET",
+        "/api/surveys/{surveyId}/distributions/{distributionId}",
+        &[ADMIN, INTEGRATION],
+    ),
+    (
         "POST",
         "/api/directory/contacts/upsert",
         &[ADMIN, INTEGRATION],
@@ -161,7 +166,8 @@ async fn each_role_reaches_exactly_the_routes_of_the_contract() {
             .replace("{id}", "0190a000-0000-7000-8000-000000000001")
             .replace("{deliveryId}", "0190a000-0000-7000-8000-000000000002")
             .replace("{responseId}", "0190a000-0000-7000-8000-000000000003")
-            .replace("{contactId}", "0190a000-0000-7000-8000-000000000004");
+            .replace("{contactId}", "0190a000-0000-7000-8000-000000000004")
+            .replace("{distributionId}", "0190a000-0000-7000-8000-000000000005");
         let method: Method = method.parse().unwrap();
         let body = (method == Method::POST || method == Method::PATCH).then(|| json!({}));
         for (role, key) in &keys {

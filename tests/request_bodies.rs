@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{KEY, Receiver, TestApp, spawn_app};
+use common::{KEY, Receiver, TestApp, spawn_app, spawn_app_with, test_args};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -77,7 +77,11 @@ impl Scene {
             "complete" => json!(false),
             "contactIds" => json!([self.contact]),
             "contactId" => json!(self.contact),
-            "channel" => json!("link"),
+            // A channel that sends, so that `message` and `reminders` apply.
+            "channel" => json!("email"),
+            "message" => json!({"subject": "{{surveyTitle}}", "text": "Answer: {{link}}",
+                "html": "<a href=\"{{link}}\">Answer</a>"}),
+            "reminders" => json!([3600]),
             "externalId" | "email" | "phone" => keys[property].clone(),
             _ => return None,
         })
@@ -303,7 +307,13 @@ async fn assert_only_bad(
 
 #[tokio::test]
 async fn every_documented_request_body_is_the_one_the_parser_reads() {
-    let app = spawn_app().await;
+    // A mail server is configured (nothing listens there: the messages wait) so that a
+    // distribution by email is accepted.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_args(dir.path());
+    args.smtp_url = Some("smtp://127.0.0.1:9?tls=none".into());
+    args.smtp_from = Some("surveys@clinic.example".into());
+    let app = spawn_app_with(args, Some(dir)).await;
     let scene = Scene::new(&app).await;
     let (status, doc) = app.get("/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);

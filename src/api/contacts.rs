@@ -43,6 +43,8 @@ pub struct ContactView {
     last_name: Option<String>,
     #[schema(value_type = Object)]
     attributes: Map<String, Value>,
+    /// Invited, but never sent an email or SMS.
+    do_not_contact: bool,
     created_at: String,
     updated_at: String,
 }
@@ -57,6 +59,7 @@ impl From<Contact> for ContactView {
             first_name: c.first_name,
             last_name: c.last_name,
             attributes: c.attributes,
+            do_not_contact: c.do_not_contact,
             created_at: format_ms(c.created_at),
             updated_at: format_ms(c.updated_at),
         }

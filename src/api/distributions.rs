@@ -20,15 +20,20 @@ use super::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use super::extract::{ApiPath, Body, QueryMap, path_id};
 use super::idempotency::{Answer, Idempotency, unchanged};
 use super::surveys::MAX_CONTEXT_BYTES;
+use crate::domain::message::{Channel, Template};
 use crate::domain::time::{Millis, format_ms, format_opt, now_ms};
 use crate::domain::{ContactId, DistributionId, ResponseId, SurveyId};
 use crate::store::audit::{self, Entry};
 use crate::store::invitations::{self, ContactStatus, NewDistribution};
+use crate::store::messages::{self, Plan};
 use crate::store::{contacts, surveys};
+
+mod sending;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(quick_distribution))
+        .routes(routes!(sending::distribution_status))
         .routes(routes!(bulk_status_get, bulk_status_post))
 }
 
@@ -47,10 +52,20 @@ pub struct QuickInput {
     #[serde(default)]
     #[schema(value_type = Vec<String>, required)]
     contact_ids: Field<Vec<String>>,
-    /// `link`. `email` and `sms` need a gateway, which this server does not have.
+    /// `link` (links only), `email` (needs HOOKD_SMTP_URL) or `sms` (needs HOOKD_SMS_URL).
     #[serde(default)]
     #[schema(value_type = String, required)]
     channel: Field<String>,
+    /// Email and SMS: the message, else the channel's default.
+    #[serde(default)]
+    #[schema(value_type = sending::MessageInput)]
+    message: Field<sending::MessageInput>,
+    /// Email and SMS: seconds after the invitation at which a reminder goes to each
+    /// contact who has neither completed nor seen the link expire; at most 3, each 1 to
+    /// 2,592,000, increasing.
+    #[serde(default)]
+    #[schema(value_type = Vec<i64>)]
+    reminders: Field<Vec<i64>>,
     /// 1 to 365 (default 30).
     #[serde(default)]
     #[schema(value_type = i64)]
@@ -69,6 +84,9 @@ pub struct InvitationView {
     token: String,
     url: String,
     expires_at: String,
+    /// Email and SMS: `queued`, or `skipped` for a contact with doNotContact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_status: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,12 +111,52 @@ async fn quick_distribution(
     Body(body): Body<QuickInput>,
 ) -> ApiResult<Answer> {
     let survey_id: SurveyId = path_id(&survey)?;
-    app.store
-        .read(move |c| surveys::require(c, survey_id))
-        .await?;
+    let survey = app.store.survey(survey_id).await?;
     let mut c = Check::new();
     let ids = c.required("contactIds", body.contact_ids, contact_ids);
-    let channel = c.required("channel", body.channel, channel);
+    let messaging = &app.config.messaging;
+    let channel = c.required("channel", body.channel, |name| {
+        sending::channel(name, messaging)
+    });
+    let sends = channel.is_some_and(|ch| ch != Channel::Link);
+    let reminders = c
+        .optional("reminders", body.reminders, sending::reminders)
+        .unwrap_or_default();
+    let mut template_errors = Vec::new();
+    let template = match (channel, body.message) {
+        (Some(Channel::Link), Field::Given(_)) => {
+            c.error(
+                "message",
+                "is for the email and sms channels; link sends nothing",
+            );
+            None
+        }
+        (Some(channel), Field::Given(message)) => {
+            let parts = message.parts(&mut template_errors);
+            match Template::parse(channel, parts) {
+                Ok(template) => Some(template),
+                Err(errors) => {
+                    template_errors.extend(errors.into_iter().map(|(f, m)| FieldError::new(f, m)));
+                    None
+                }
+            }
+        }
+        (_, Field::Wrong(message)) => {
+            c.error("message", message);
+            None
+        }
+        (Some(channel), _) => Some(Template::default_for(channel)),
+        (None, _) => None,
+    };
+    if !reminders.is_empty() && channel == Some(Channel::Link) {
+        c.error(
+            "reminders",
+            "are for the email and sms channels; link sends nothing",
+        );
+    }
+    for error in template_errors {
+        c.error(error.field, error.message);
+    }
     let days = c
         .optional("expiresInDays", body.expires_in_days, |days| {
             if (1..=MAX_EXPIRY_DAYS).contains(&days) {
@@ -119,23 +177,39 @@ async fn quick_distribution(
         .unwrap_or_default();
     c.finish()?;
     let (ids, channel) = (ids.expect("required"), channel.expect("required"));
+    let plan = template.filter(|_| sends).map(|template| Plan {
+        channel,
+        template,
+        reminders,
+        survey_title: survey.title.clone(),
+        link_base: app.public_url.to_string(),
+    });
     let now = now_ms();
     let mut distinct = ids.clone();
     let mut seen = std::collections::HashSet::new();
     distinct.retain(|id| seen.insert(*id));
     let new = NewDistribution {
         survey_id,
-        channel,
+        channel: channel.as_str(),
         embedded_data,
         contacts: distinct,
         expires_at: now + days * DAY_MS,
         created_at: now,
+        messages: plan,
     };
     let actor = caller.actor;
+    let asked = ids.clone();
     let work = move |c: &rusqlite::Connection| {
         let unknown = contacts::unknown(c, &new.contacts)?;
         if !unknown.is_empty() {
-            return Ok(Err(unknown));
+            return Ok(Err(Refused::Unknown(unknown)));
+        }
+        if let Some(plan) = &new.messages {
+            let recipients = messages::recipients(c, &new.contacts)?;
+            let unreachable = sending::reachable(plan, &asked, &recipients, new.expires_at);
+            if !unreachable.is_empty() {
+                return Ok(Err(Refused::Unreachable(unreachable)));
+            }
         }
         let (id, issued) = invitations::create_distribution(c, &new)?;
         let entry = Entry {
@@ -144,37 +218,51 @@ async fn quick_distribution(
             target_type: "distribution",
             target_id: id.to_string(),
             detail: json!({
-                "surveyId": survey_id, "channel": channel, "invitations": issued.len()
+                "surveyId": survey_id, "channel": channel.as_str(), "invitations": issued.len()
             }),
         };
         audit::record(c, &entry, now)?;
         Ok(Ok((id, issued)))
     };
     let public_url = app.public_url.clone();
-    let render =
-        move |outcome: &Result<(DistributionId, Vec<invitations::Issued>), Vec<ContactId>>| {
-            let (distribution_id, issued) = outcome
-                .as_ref()
-                .map_err(|unknown| unknown_contacts(&ids, unknown))?;
-            let invitations = issued
-                .iter()
-                .map(|i| InvitationView {
-                    contact_id: i.contact_id,
-                    url: format!("{public_url}/r/{}", i.token),
-                    token: i.token.clone(),
-                    expires_at: format_ms(i.expires_at),
-                })
-                .collect();
-            let view = DistributionView {
-                distribution_id: *distribution_id,
-                survey_id,
-                channel,
-                invitations,
-            };
-            Ok(Answer::json(StatusCode::CREATED, &view))
+    let render = move |outcome: &Result<(DistributionId, Vec<invitations::Issued>), Refused>| {
+        let (distribution_id, issued) = outcome.as_ref().map_err(|refused| match refused {
+            Refused::Unknown(unknown) => unknown_contacts(&ids, unknown),
+            Refused::Unreachable(errors) => ApiError::Validation(errors.clone()),
+        })?;
+        let invitations = issued
+            .iter()
+            .map(|i| InvitationView {
+                contact_id: i.contact_id,
+                url: format!("{public_url}/r/{}", i.token),
+                token: i.token.clone(),
+                expires_at: format_ms(i.expires_at),
+                message_status: i.message_status,
+            })
+            .collect();
+        let view = DistributionView {
+            distribution_id: *distribution_id,
+            survey_id,
+            channel: channel.as_str(),
+            invitations,
         };
-    let (_, answer) = idempotency.write(&app.store, work, render).await?;
+        Ok(Answer::json(StatusCode::CREATED, &view))
+    };
+    let (outcome, answer) = idempotency.write(&app.store, work, render).await?;
+    if outcome.is_ok() {
+        app.engine
+            .wake(messages::queue_of(channel).into_iter().collect());
+    }
     Ok(answer)
+}
+
+/// Why a distribution was not written.
+#[derive(Debug, Clone)]
+enum Refused {
+    /// Contacts that do not exist.
+    Unknown(Vec<ContactId>),
+    /// Contacts the channel cannot reach, or an SMS too long.
+    Unreachable(Vec<FieldError>),
 }
 
 /// Names each unknown contact by its place in the body's `contactIds`.
@@ -196,15 +284,6 @@ fn unknown_contacts(ids: &[ContactId], unknown: &[ContactId]) -> ApiError {
             })
             .collect(),
     )
-}
-
-fn channel(name: String) -> Result<&'static str, String> {
-    match name.as_str() {
-        "link" => Ok("link"),
-        "email" => Err("email needs a mail gateway, and none is configured; use link".into()),
-        "sms" => Err("sms needs an SMS gateway, and none is configured; use link".into()),
-        _ => Err("must be link".into()),
-    }
 }
 
 /// 1 to 1,000 contact ids; a bad one is named by its index.
@@ -240,6 +319,9 @@ pub struct StatusView {
     started_at: Option<String>,
     completed_at: Option<String>,
     response_id: Option<ResponseId>,
+    /// The latest message sent or due (`queued`, `sent`, `failed`, `skipped`,
+    /// `cancelled`); null when the contact was never sent one.
+    message_status: Option<String>,
 }
 
 impl From<ContactStatus> for StatusView {
@@ -258,6 +340,7 @@ impl From<ContactStatus> for StatusView {
             started_at: s.response.as_ref().map(|r| format_ms(r.started_at)),
             completed_at: s.response.as_ref().and_then(|r| format_opt(r.completed_at)),
             response_id: s.response.map(|r| r.id),
+            message_status: s.message_status,
         }
     }
 }
@@ -327,7 +410,7 @@ async fn bulk_status(
         .store
         .read(move |c| {
             surveys::require(c, survey_id)?;
-            invitations::bulk_status(c, survey_id, &ids)
+            invitations::bulk_status(c, survey_id, &ids, now_ms())
         })
         .await?;
     Ok(Json(BulkStatusView {

@@ -121,6 +121,9 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Resp
                 disabled: totals.disabled_webhooks,
                 expired_claims: totals.expired_claims,
                 actors,
+                messages: totals.messages.map(|(channel, c)| {
+                    (channel, [c.pending + c.delivering, c.succeeded, c.failed])
+                }),
             });
         }
         Err(error) => {

@@ -33,6 +33,7 @@ use crate::events;
 use crate::store::StoreError;
 use crate::store::deliveries::enqueue_event;
 use crate::store::invitations::{self, Invitation};
+use crate::store::messages;
 use crate::store::surveys::{self, Response as StoredResponse, Survey};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -237,6 +238,7 @@ async fn save(
                 c,
                 &events::response_completed(&response, now),
             )?);
+            messages::cancel_reminders(c, invitation.survey_id, invitation.contact_id)?;
         }
         Ok(Saved::Done(response, woken))
     };

@@ -18,6 +18,7 @@ use crate::domain::time::{format_ms, format_opt, now_ms};
 use crate::domain::{ContactId, ResponseId, SurveyId};
 use crate::events;
 use crate::store::deliveries::enqueue_event;
+use crate::store::messages;
 use crate::store::surveys::{self, Response, Survey};
 use crate::store::{StoreError, contacts};
 
@@ -252,6 +253,9 @@ async fn submit_response(
                     })?;
                 }
                 surveys::save_response(c, &saved)?;
+                if let Some(contact) = saved.contact_id {
+                    messages::cancel_reminders(c, saved.survey_id, contact)?;
+                }
                 enqueue_event(c, &event)
             },
             move |_| {

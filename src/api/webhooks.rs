@@ -163,7 +163,7 @@ async fn update_webhook(
         tracing::info!(webhook_id = %id, "webhook re-enabled; resuming its deliveries");
     }
     app.engine.sync(id).await;
-    app.engine.wake(notify.into_iter().collect());
+    app.engine.wake(notify.queues().collect());
     Ok(Json(WebhookView::from(&webhook)))
 }
 

@@ -12,11 +12,13 @@
 //! changed secret, a removed one or a stop applies to every request not yet sent.
 
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 mod outcomes;
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -25,7 +27,7 @@ use super::DeliveryContext;
 use super::client::{AttemptReport, Route};
 use super::supervisor::SupervisorMsg;
 use crate::domain::time::{Millis, now_ms};
-use crate::domain::{DeliveryId, DeliveryOrder};
+use crate::domain::{DeliveryId, DeliveryOrder, Queue};
 use crate::store::claims::{self, Claim, Claimed, ClaimedDelivery, ExpiredClaim};
 use crate::store::deliveries::{AttemptRecord, RecordEffect};
 use crate::store::webhooks::Webhook;
@@ -123,6 +125,8 @@ pub struct ActorState {
     supervisor: ActorRef<SupervisorMsg>,
     /// What its attempts read when they send (see the module documentation).
     route: watch::Sender<Arc<Route>>,
+    /// A message channel's pace (`HOOKD_MESSAGE_RATE_LIMIT`): each send waits its turn.
+    pace: Option<Arc<DefaultDirectRateLimiter>>,
     in_flight: InFlight,
     /// Claimed and waiting for a free slot: a prefetch of up to `max_in_flight`, so a slot
     /// that frees starts its next send at once instead of waiting for a claim's commit.
@@ -172,8 +176,15 @@ impl Actor for WebhookActor {
         _me: ActorRef<WebhookMsg>,
         (ctx, webhook, supervisor): Self::Arguments,
     ) -> Result<ActorState, ActorProcessingErr> {
-        let (route, _) = watch::channel(Arc::new(Route::from(ctx.target(&webhook))));
+        let (route, _) = watch::channel(Arc::new(ctx.route(&webhook)));
+        let pace = match (webhook.id.queue(), ctx.message_rate_limit) {
+            (Queue::Email | Queue::Sms, Some(rate)) => Some(Arc::new(RateLimiter::direct(
+                Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
+            ))),
+            _ => None,
+        };
         Ok(ActorState {
+            pace,
             ctx,
             webhook,
             supervisor,
@@ -325,7 +336,7 @@ impl ActorState {
             return; // its route stays withdrawn; the supervisor starts a new actor if needed
         }
         self.route
-            .send_replace(Arc::new(Route::from(self.ctx.target(&self.webhook))));
+            .send_replace(Arc::new(self.ctx.route(&self.webhook)));
         if reordered {
             // The prefetch was claimed in the old order: hand it back and claim anew.
             let queued: Vec<ClaimedDelivery> = self.queued.drain(..).collect();
@@ -429,11 +440,25 @@ impl ActorState {
 
     fn send(&mut self, me: &ActorRef<WebhookMsg>, delivery: ClaimedDelivery) {
         let (sender, route, me) = (self.ctx.sender.clone(), self.route.subscribe(), me.clone());
+        let mailer = self
+            .ctx
+            .mailer
+            .clone()
+            .filter(|_| self.webhook.id.queue() == Queue::Email);
+        let pace = self.pace.clone();
         let claim = delivery.claim();
         let task = tokio::spawn(async move {
-            let report = sender
-                .attempt(&route, delivery.id, &delivery.event_type, &delivery.payload)
-                .await;
+            if let Some(pace) = &pace {
+                pace.until_ready().await;
+            }
+            let report = match &mailer {
+                Some(mailer) => mailer.attempt(&route, delivery.id, &delivery.payload).await,
+                None => {
+                    sender
+                        .attempt(&route, delivery.id, &delivery.event_type, &delivery.payload)
+                        .await
+                }
+            };
             let _ = me.cast(WebhookMsg::AttemptFinished(Box::new((delivery, report))));
         });
         self.in_flight

@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::retry::parse_retry_after;
 use super::signing;
 use crate::client_tls::{self, ClientTls};
+use crate::config::messaging::Hidden;
 use crate::domain::ssrf::NetworkPolicy;
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::{CustomHeaders, DeliveryId, SigningSecrets, WebhookUrl};
@@ -34,6 +35,17 @@ pub struct Target {
     /// As stored; the ones that sign are chosen when the request is made.
     pub secrets: SigningSecrets,
     pub headers: CustomHeaders,
+    pub style: RequestStyle,
+}
+
+/// What a request says beside its body.
+#[derive(Debug, Clone)]
+pub enum RequestStyle {
+    /// A webhook's: `X-Webhook-*`, signatures and custom headers (SPEC §4).
+    Webhook,
+    /// The SMS gateway's (SPEC §10): a bearer token, and `Idempotency-Key: <message id>`
+    /// so that a resent message is recognisably the same.
+    SmsGateway { token: Option<Hidden> },
 }
 
 /// What a webhook's next request should do, as its actor last said. Attempts read it when
@@ -44,6 +56,8 @@ pub enum Route {
     Send(Target),
     /// The stored URL no longer passes the policy: each attempt fails with this.
     Refuse(String),
+    /// The email queue: each job goes to the mail server ([`super::mail::Mailer`]).
+    Mail,
     /// The webhook stopped (deactivated, disabled, deleted, shutdown): send nothing more.
     Withdrawn,
 }
@@ -79,11 +93,13 @@ pub struct AttemptReport {
     pub error: Option<String>,
     pub response_body: Option<String>,
     pub response_truncated: bool,
+    /// The mail server rejected the message for good (an SMTP 5xx reply).
+    pub permanent: bool,
 }
 
 impl AttemptReport {
     /// An attempt starting now, nothing seen yet.
-    fn starting(delivery_id: DeliveryId) -> Self {
+    pub(super) fn starting(delivery_id: DeliveryId) -> Self {
         Self {
             delivery_id,
             started_at: now_ms(),
@@ -93,6 +109,7 @@ impl AttemptReport {
             error: None,
             response_body: None,
             response_truncated: false,
+            permanent: false,
         }
     }
 
@@ -206,6 +223,10 @@ impl Sender {
         match route {
             Route::Withdrawn => Err(None),
             Route::Refuse(message) => Err(Some(AttemptReport::refused(delivery_id, message))),
+            Route::Mail => Err(Some(AttemptReport::refused(
+                delivery_id,
+                "an email goes to the mail server, not over HTTP",
+            ))),
             Route::Send(target) => match target.url.check_host(&self.policy) {
                 Ok(()) => Ok(target),
                 Err(message) => Err(Some(AttemptReport::refused(delivery_id, &message))),
@@ -247,6 +268,24 @@ impl Sender {
         body: &str,
     ) -> HeaderMap {
         let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let RequestStyle::SmsGateway { token } = &target.style {
+            if let Some(Ok(mut bearer)) = token
+                .as_ref()
+                .map(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose())))
+            {
+                bearer.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, bearer);
+            }
+            if let Ok(id) = HeaderValue::from_str(&delivery_id.to_string()) {
+                headers.insert("idempotency-key", id);
+            }
+            return headers;
+        }
         for (name, value) in target.headers.as_map() {
             if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
@@ -261,7 +300,6 @@ impl Sender {
                 headers.insert(name, value);
             }
         };
-        set("content-type", "application/json");
         set("x-webhook-event", event_type);
         set("x-webhook-delivery", &id);
         let now = now_ms();
@@ -273,7 +311,12 @@ impl Sender {
             set("webhook-timestamp", &timestamp.to_string());
             set("webhook-signature", &signed.webhook_signature);
         }
+        // Last: a custom header never replaces these.
         headers.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers
     }
 }

@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod client;
 pub mod engine;
+pub mod mail;
 pub mod retry;
 pub mod signing;
 pub mod supervisor;
@@ -17,14 +18,15 @@ use std::time::Duration;
 
 use rand::RngExt;
 
+use crate::config::messaging::SmsSettings;
 use crate::domain::time::{Millis, now_ms};
-use crate::domain::{WebhookId, WebhookUrl};
+use crate::domain::{Queue, WebhookUrl};
 use crate::store::Store;
 use crate::store::claims::ClaimedDelivery;
 use crate::store::deliveries::{AttemptRecord, NextStep};
 use crate::store::webhooks::Webhook;
 use crate::telemetry::Telemetry;
-use client::{AttemptReport, Sender, Target};
+use client::{AttemptReport, RequestStyle, Route, Sender, Target};
 
 /// Added to twice the delivery timeout to make a claim's lease.
 const LEASE_MARGIN_MS: Millis = 10_000;
@@ -43,6 +45,12 @@ pub struct DeliveryContext {
     pub delivery_timeout: Duration,
     /// The SSRF policy, to parse stored URLs again with today's configuration.
     pub network: crate::domain::ssrf::NetworkPolicy,
+    /// The mail server's client, when `HOOKD_SMTP_URL` is set (the email queue's sender).
+    pub mailer: Option<mail::Mailer>,
+    /// The SMS gateway, when `HOOKD_SMS_URL` is set.
+    pub sms: Option<SmsSettings>,
+    /// `HOOKD_MESSAGE_RATE_LIMIT`: messages per second to each channel (`None`: no limit).
+    pub message_rate_limit: Option<NonZeroU32>,
 }
 
 impl DeliveryContext {
@@ -60,13 +68,48 @@ impl DeliveryContext {
             url: WebhookUrl::parse(&webhook.url, &self.network)?,
             secrets: webhook.signing_secrets(),
             headers: webhook.headers.clone(),
+            style: RequestStyle::Webhook,
         })
+    }
+
+    /// Where a queue's jobs go now: a webhook's URL, the SMS gateway or the mail server
+    /// as configured at this start (a channel left unset refuses its jobs).
+    pub fn route(&self, webhook: &Webhook) -> Route {
+        match webhook.id.queue() {
+            Queue::Email if self.mailer.is_some() => Route::Mail,
+            Queue::Email => Route::Refuse("no mail server is configured (HOOKD_SMTP_URL)".into()),
+            Queue::Sms => match &self.sms {
+                Some(sms) => Route::Send(Target {
+                    url: sms.url.clone(),
+                    secrets: webhook.signing_secrets(),
+                    headers: webhook.headers.clone(),
+                    style: RequestStyle::SmsGateway {
+                        token: sms.token.clone(),
+                    },
+                }),
+                None => Route::Refuse("no SMS gateway is configured (HOOKD_SMS_URL)".into()),
+            },
+            Queue::Webhook | Queue::Operations => Route::from(self.target(webhook)),
+        }
+    }
+}
+
+/// A message refused for good by its channel (SPEC §10): a permanent SMTP rejection (5xx),
+/// or a gateway's 4xx other than 429. It fails at once; retrying would not help.
+fn refused_for_good(report: &AttemptReport, queue: Queue) -> bool {
+    match queue {
+        Queue::Email => report.permanent,
+        Queue::Sms => report
+            .status_code
+            .is_some_and(|code| (400..500).contains(&code) && code != 429),
+        Queue::Webhook | Queue::Operations => false,
     }
 }
 
 /// Decides what follows an attempt: success, a retry at a time, failure, or (410) disabling
-/// the webhook — except the operations channel, which is never disabled (a 410 from it is
-/// a failure like any other). Test deliveries are never retried.
+/// the webhook — except hookd's own channels, which are never disabled (a 410 from one is
+/// a failure like any other). Test deliveries are never retried, nor messages their
+/// channel refused for good.
 pub fn next_step(
     report: &AttemptReport,
     delivery: &ClaimedDelivery,
@@ -76,11 +119,11 @@ pub fn next_step(
     if report.succeeded() {
         return NextStep::Succeeded;
     }
-    let may_disable = webhook.id != WebhookId::OPERATIONS;
-    if report.status_code == Some(410) && !delivery.is_test && may_disable {
+    let queue = webhook.id.queue();
+    if report.status_code == Some(410) && !delivery.is_test && queue.may_be_disabled() {
         return NextStep::DisableWebhook("receiver answered 410 Gone".into());
     }
-    if delivery.is_test {
+    if delivery.is_test || refused_for_good(report, queue) {
         return NextStep::Failed;
     }
     let failure = delivery.attempt_count + 1 - delivery.schedule_base;

@@ -81,6 +81,9 @@ impl Scene {
             max_in_flight: NonZeroU32::new(4).unwrap(),
             delivery_timeout: Duration::from_secs(5),
             network: policy.clone(),
+            mailer: None,
+            sms: None,
+            message_rate_limit: None,
         };
         let (engine, _task) = Engine::start(ctx).await.unwrap();
         let questions: Vec<Question> =

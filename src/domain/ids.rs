@@ -107,3 +107,45 @@ impl WebhookId {
     /// The operations channel's webhook (`HOOKD_OPS_WEBHOOK_URL`).
     pub const OPERATIONS: Self = Self(OPERATIONS);
 }
+
+impl WebhookId {
+    /// The email channel's queue (SPEC §10): invitations, reminders and admin notices sent
+    /// through `HOOKD_SMTP_URL` are deliveries owed to this reserved row.
+    pub const EMAIL: Self = Self(Uuid::from_u128(1));
+    /// The SMS channel's queue, sent through `HOOKD_SMS_URL`.
+    pub const SMS: Self = Self(Uuid::from_u128(2));
+
+    /// Which queue this id names: a survey's webhook or one of hookd's own channels.
+    pub fn queue(self) -> Queue {
+        match self {
+            Self::OPERATIONS => Queue::Operations,
+            Self::EMAIL => Queue::Email,
+            Self::SMS => Queue::Sms,
+            _ => Queue::Webhook,
+        }
+    }
+}
+
+/// The kinds of queue the delivery engine works: every job is a delivery owed to a row of
+/// `webhooks`, and the reserved rows are hookd's own channels. They share the claim,
+/// lease, record and retry path; they differ in how a job is sent and in that hookd never
+/// disables its own channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Queue {
+    /// A survey's webhook (SPEC §3).
+    Webhook,
+    /// `HOOKD_OPS_WEBHOOK_URL` (SPEC §8), an HTTP webhook of hookd's own.
+    Operations,
+    /// Messages by email (SPEC §10).
+    Email,
+    /// Messages by SMS gateway (SPEC §10).
+    Sms,
+}
+
+impl Queue {
+    /// Whether failures may disable it: only a survey's webhooks; hookd's own channels are
+    /// how operators and patients hear anything at all.
+    pub fn may_be_disabled(self) -> bool {
+        self == Self::Webhook
+    }
+}

@@ -3,6 +3,7 @@
 //! Handlers, actors and the store only see these types. Nothing here does I/O.
 
 pub mod ids;
+pub mod message;
 pub mod role;
 pub mod ssrf;
 pub mod survey;

@@ -22,6 +22,16 @@ pub fn format_ms(ms: Millis) -> String {
     .unwrap_or_default()
 }
 
+/// A day as patients read it, in UTC: "31 January 2027" (invitation messages).
+pub fn format_day(ms: Millis) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    at.format(format_description!(
+        "[day padding:none] [month repr:long] [year]"
+    ))
+    .expect("the format fits every date")
+}
+
 /// Parses any RFC 3339 time (any offset) into milliseconds.
 pub fn parse_rfc3339(text: &str) -> Option<Millis> {
     let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;

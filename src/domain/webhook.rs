@@ -17,6 +17,10 @@ pub enum EventType {
     /// Operational notices to `HOOKD_OPS_WEBHOOK_URL`; not subscribable.
     WebhookDisabled,
     WebhookEnabled,
+    /// A message to a patient or an admin, owed to a channel's queue (SPEC §10); not
+    /// subscribable.
+    EmailMessage,
+    SmsMessage,
 }
 
 impl EventType {
@@ -39,6 +43,8 @@ impl EventType {
             Self::WebhookTest => "webhook.test",
             Self::WebhookDisabled => "webhook.disabled",
             Self::WebhookEnabled => "webhook.enabled",
+            Self::EmailMessage => "message.email",
+            Self::SmsMessage => "message.sms",
         }
     }
 
@@ -49,6 +55,8 @@ impl EventType {
             Self::WebhookTest,
             Self::WebhookDisabled,
             Self::WebhookEnabled,
+            Self::EmailMessage,
+            Self::SmsMessage,
         ]
         .into_iter()
         .find(|t| t.as_str() == name)

@@ -193,7 +193,7 @@ fn enable(conn: &mut Connection, id: &str) -> anyhow::Result<()> {
         }
         let (hook, notify) = webhooks::enable(c, id, "cli")?;
         control::signal(c, id, now_ms())?;
-        if let Some(channel) = notify {
+        for channel in notify.queues() {
             control::signal(c, channel, now_ms())?;
         }
         audit_cli(c, "webhook.enabled", "webhook", id.to_string())?;

@@ -98,6 +98,14 @@ pub fn render(rows: &[WebhookSummary], now: Millis) -> String {
         "\ntotal: {} pending, {} delivering, {} succeeded, {} failed; {} claims past their lease\n",
         totals.pending, totals.delivering, totals.succeeded, totals.failed, queue.expired_claims
     ));
+    for (name, channel) in [("email", queue.messages.email), ("sms", queue.messages.sms)] {
+        if let Some(c) = channel {
+            out.push_str(&format!(
+                "messages by {name}: {} queued, {} sent, {} failed\n",
+                c.queued, c.sent, c.failed
+            ));
+        }
+    }
     if !notes.is_empty() {
         out.push('\n');
         out.push_str(&notes);

@@ -22,6 +22,8 @@ pub struct Contact {
     pub attributes: Map<String, Value>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// Invitations, but no messages (SPEC §10).
+    pub do_not_contact: bool,
 }
 
 /// The fields of one upsert, already validated and normalised (phone digits, trimmed
@@ -36,6 +38,7 @@ pub struct ContactInput {
     pub last_name: Option<String>,
     /// Merged into the stored attributes key by key; a `null` value removes that key.
     pub attributes: Option<Map<String, Value>>,
+    pub do_not_contact: Option<bool>,
 }
 
 /// What an upsert did.
@@ -52,7 +55,7 @@ pub type KeyConflict = (&'static str, String);
 pub type BulkOutcome = Result<Vec<Upserted>, Vec<(usize, KeyConflict)>>;
 
 const COLUMNS: &str = "id, external_id, email, phone, first_name, last_name, attributes, \
-    created_at, updated_at";
+    created_at, updated_at, do_not_contact";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<(Contact, String)> {
     Ok((
@@ -66,6 +69,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<(Contact, String)> {
             attributes: Map::new(),
             created_at: row.get(7)?,
             updated_at: row.get(8)?,
+            do_not_contact: row.get(9)?,
         },
         row.get(6)?,
     ))
@@ -158,7 +162,8 @@ pub fn upsert(
     stored.updated_at = now;
     conn.prepare_cached(
         "UPDATE contacts SET external_id = ?2, email = ?3, email_key = ?4, phone = ?5, \
-         first_name = ?6, last_name = ?7, attributes = ?8, updated_at = ?9 WHERE id = ?1",
+         first_name = ?6, last_name = ?7, attributes = ?8, updated_at = ?9, do_not_contact = ?10 \
+         WHERE id = ?1",
     )?
     .execute(params![
         id,
@@ -169,7 +174,8 @@ pub fn upsert(
         stored.first_name,
         stored.last_name,
         to_json(&stored.attributes),
-        now
+        now,
+        stored.do_not_contact
     ])?;
     Ok(Ok(Upserted {
         contact: stored,
@@ -189,6 +195,9 @@ fn apply(contact: &mut Contact, input: &ContactInput) {
         if given.is_some() {
             stored.clone_from(given);
         }
+    }
+    if let Some(do_not_contact) = input.do_not_contact {
+        contact.do_not_contact = do_not_contact;
     }
     for (key, value) in input.attributes.iter().flatten() {
         if value.is_null() {
@@ -210,11 +219,12 @@ fn insert(conn: &Connection, input: &ContactInput, now: Millis) -> Result<Contac
         attributes: Map::new(),
         created_at: now,
         updated_at: now,
+        do_not_contact: false,
     };
     apply(&mut contact, input);
     conn.prepare_cached(&format!(
         "INSERT INTO contacts ({COLUMNS}, email_key) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)"
     ))?
     .execute(params![
         contact.id,
@@ -225,6 +235,7 @@ fn insert(conn: &Connection, input: &ContactInput, now: Millis) -> Result<Contac
         contact.last_name,
         to_json(&contact.attributes),
         now,
+        contact.do_not_contact,
         contact.email.as_deref().map(email_key)
     ])?;
     Ok(contact)

@@ -107,6 +107,31 @@ pub(super) fn insert_delivery(
     Ok(id)
 }
 
+/// Writes the job of a message (SPEC §10): a delivery of `event` to a channel's queue,
+/// due at `due_at` (a reminder is due days later). Returns its id, which is the message's.
+pub(super) fn insert_job(
+    conn: &Connection,
+    queue: WebhookId,
+    event: &NewEvent,
+    due_at: Millis,
+) -> Result<DeliveryId> {
+    let id = DeliveryId::new();
+    conn.prepare_cached(
+        "INSERT INTO deliveries (id, webhook_id, event_id, survey_id, event_type, status, \
+         next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+    )?
+    .execute(params![
+        id,
+        queue,
+        event.id,
+        event.survey_id,
+        event.event_type.as_str(),
+        due_at,
+        event.created_at
+    ])?;
+    Ok(id)
+}
+
 /// A webhook's ordering changed: a FIFO queue takes its pending deliveries in the order
 /// their events were stored; a concurrent webhook's leave the FIFO index.
 pub fn change_order(
@@ -187,8 +212,8 @@ impl AttemptRecord {
 pub struct RecordEffect {
     /// The webhook was disabled by this record (410, or too many failed deliveries).
     pub webhook_disabled: bool,
-    /// A notice of that was queued to this webhook (the operations channel) to wake.
-    pub notify: Option<WebhookId>,
+    /// Notices of that were queued to hookd's own channels, to wake.
+    pub notify: super::notices::Notices,
 }
 
 /// Writes a batch of attempts (one webhook's, in the order they finished).
@@ -203,7 +228,7 @@ pub fn record_attempts(
     for record in records {
         let one = record_one(conn, record, auto_disable_after, now, &mut finished)?;
         effect.webhook_disabled |= one.webhook_disabled;
-        effect.notify = effect.notify.or(one.notify);
+        effect.notify = effect.notify.merge(one.notify);
     }
     finished.count(conn)?;
     Ok(effect)
@@ -319,8 +344,8 @@ fn record_one(
     if rec.is_test {
         return Ok(RecordEffect::default());
     }
-    // The operations channel is never disabled: it is how operators hear of the others.
-    let may_disable = rec.webhook_id != WebhookId::OPERATIONS;
+    // hookd's own channels are never disabled: they are how people hear of the others.
+    let may_disable = rec.webhook_id.queue().may_be_disabled();
     let effect = match &rec.next {
         NextStep::Succeeded => {
             conn.prepare_cached(
@@ -366,7 +391,7 @@ fn disable(conn: &Connection, id: WebhookId, reason: &str, now: Millis) -> Resul
             reason,
             now,
         )?,
-        None => None,
+        None => super::notices::Notices::default(),
     };
     Ok(RecordEffect {
         webhook_disabled: true,

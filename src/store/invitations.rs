@@ -11,11 +11,15 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::messages::{self, ForInvitation, Plan};
 use super::{Result, StoreError, from_json, to_json};
 use crate::domain::time::Millis;
 use crate::domain::{ContactId, DistributionId, InvitationId, ResponseId, SurveyId};
 
-/// A new token: 32 random bytes, base64url (43 characters, safe in a URL path).
+/// The length of a token: 32 random bytes in base64url.
+pub const TOKEN_CHARS: usize = 43;
+
+/// A new token: 32 random bytes, base64url ([`TOKEN_CHARS`] characters, safe in a URL path).
 fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
@@ -35,6 +39,8 @@ pub struct NewDistribution {
     pub contacts: Vec<ContactId>,
     pub expires_at: Millis,
     pub created_at: Millis,
+    /// How its messages are made, for the email and SMS channels.
+    pub messages: Option<Plan>,
 }
 
 /// An invitation just made, with its token in clear (shown this once).
@@ -43,9 +49,11 @@ pub struct Issued {
     pub contact_id: ContactId,
     pub token: String,
     pub expires_at: Millis,
+    /// `queued` or `skipped` for the email and SMS channels.
+    pub message_status: Option<&'static str>,
 }
 
-/// Writes a distribution and one invitation per contact.
+/// Writes a distribution and one invitation per contact, with their messages.
 pub fn create_distribution(
     conn: &Connection,
     new: &NewDistribution,
@@ -66,11 +74,16 @@ pub fn create_distribution(
         "INSERT INTO invitations (id, distribution_id, survey_id, contact_id, token_hash, \
          created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
+    let recipients = match &new.messages {
+        Some(_) => messages::recipients(conn, &new.contacts)?,
+        None => Default::default(),
+    };
     let mut issued = Vec::with_capacity(new.contacts.len());
     for &contact_id in &new.contacts {
         let token = new_token();
+        let invitation_id = InvitationId::new();
         insert.execute(params![
-            InvitationId::new(),
+            invitation_id,
             id,
             new.survey_id,
             contact_id,
@@ -78,10 +91,26 @@ pub fn create_distribution(
             new.created_at,
             new.expires_at
         ])?;
+        let message_status = match (&new.messages, recipients.get(&contact_id)) {
+            (Some(plan), Some(recipient)) => Some(plan.write(
+                conn,
+                ForInvitation {
+                    invitation_id,
+                    survey_id: new.survey_id,
+                    recipient,
+                    token: &token,
+                    expires_at: new.expires_at,
+                    now: new.created_at,
+                },
+            )?),
+            (Some(_), None) => return Err(StoreError::NotFound),
+            (None, _) => None,
+        };
         issued.push(Issued {
             contact_id,
             token,
             expires_at: new.expires_at,
+            message_status,
         });
     }
     Ok((id, issued))
@@ -134,6 +163,8 @@ pub struct ContactStatus {
     pub expires_at: Option<Millis>,
     /// The contact's completed response if any, else the latest started one.
     pub response: Option<ResponseState>,
+    /// The status of the latest message due by now (SPEC §10), if any was made.
+    pub message_status: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +181,7 @@ pub fn bulk_status(
     conn: &Connection,
     survey_id: SurveyId,
     ids: &[ContactId],
+    now: Millis,
 ) -> Result<Vec<ContactStatus>> {
     let list = to_json(&ids.iter().map(ToString::to_string).collect::<Vec<_>>());
     let mut stmt = conn.prepare_cached(
@@ -165,14 +197,21 @@ pub fn bulk_status(
                     (SELECT r.id FROM responses r \
                      WHERE r.survey_id = ?1 AND r.contact_id = a.contact_id \
                      ORDER BY r.status = 'completed' DESC, r.started_at DESC, r.id DESC \
-                     LIMIT 1) AS response_id \
+                     LIMIT 1) AS response_id, \
+                    (SELECT CASE WHEN m.outcome IS NOT NULL THEN m.outcome \
+                                 WHEN d.status = 'succeeded' THEN 'sent' \
+                                 WHEN d.status = 'failed' THEN 'failed' ELSE 'queued' END \
+                     FROM invitations i JOIN messages m ON m.invitation_id = i.id \
+                     LEFT JOIN deliveries d ON d.id = m.delivery_id \
+                     WHERE i.survey_id = ?1 AND i.contact_id = a.contact_id AND m.due_at <= ?3 \
+                     ORDER BY i.created_at DESC, m.due_at DESC LIMIT 1) AS message_status \
              FROM asked a) \
          SELECT v.contact_id, v.invited_at, v.expires_at, \
-                r.id, r.status, r.started_at, r.completed_at \
+                r.id, r.status, r.started_at, r.completed_at, v.message_status \
          FROM invited v LEFT JOIN responses r ON r.id = v.response_id \
          ORDER BY v.pos",
     )?;
-    let rows = stmt.query_map(params![survey_id, list], |row| {
+    let rows = stmt.query_map(params![survey_id, list, now], |row| {
         let response = match row.get::<_, Option<ResponseId>>(3)? {
             None => None,
             Some(id) => Some(ResponseState {
@@ -187,6 +226,7 @@ pub fn bulk_status(
             invited_at: row.get(1)?,
             expires_at: row.get(2)?,
             response,
+            message_status: row.get(7)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -233,6 +273,7 @@ mod tests {
             contacts: ids.clone(),
             expires_at: 100,
             created_at: 10,
+            messages: None,
         };
         let (_, issued) = create_distribution(&conn, &new).unwrap();
         assert_eq!(issued.len(), 3);
@@ -266,10 +307,11 @@ mod tests {
             contacts: vec![ids[1]],
             expires_at: 100,
             created_at: 10,
+            messages: None,
         };
         create_distribution(&conn, &new).unwrap();
         let asked = [ids[2], ids[1], ids[0], ids[2]];
-        let status = bulk_status(&conn, survey, &asked).unwrap();
+        let status = bulk_status(&conn, survey, &asked, 50).unwrap();
         let order: Vec<_> = status.iter().map(|s| s.contact_id).collect();
         assert_eq!(order, asked);
         assert_eq!(status[1].invited_at, Some(10));

@@ -22,6 +22,7 @@ pub mod delivery_log;
 pub mod idempotency;
 pub mod invitations;
 pub mod keys;
+pub mod messages;
 pub mod notices;
 pub mod overview;
 pub mod repairs;

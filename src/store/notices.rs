@@ -24,6 +24,34 @@ pub enum Change {
     Enabled,
 }
 
+/// The channels a change queued notices to, whose actors are to be woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Notices {
+    /// A `webhook.disabled`/`webhook.enabled` event to `HOOKD_OPS_WEBHOOK_URL`.
+    pub operations: bool,
+    /// An email to `HOOKD_ADMIN_EMAIL`.
+    pub email: bool,
+}
+
+impl Notices {
+    pub fn merge(self, other: Self) -> Self {
+        Self {
+            operations: self.operations || other.operations,
+            email: self.email || other.email,
+        }
+    }
+
+    /// The queues to wake.
+    pub fn queues(self) -> impl Iterator<Item = WebhookId> {
+        [
+            self.operations.then_some(WebhookId::OPERATIONS),
+            self.email.then_some(WebhookId::EMAIL),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 /// Brings the operations webhook in line with the configuration at start-up: registered
 /// (and active) with this URL and secret, or, without a URL, inactive (notices owed to it
 /// wait, paused, and none are added).
@@ -62,27 +90,46 @@ pub fn configure(
     Ok(())
 }
 
-/// Queues the notice of a change to `webhook` (as it is after the change) when the
-/// operations channel is configured; `reason` is the disabled reason, or who re-enabled it
-/// (`api`, `cli`). Returns the operations webhook to wake. The channel says nothing of
-/// itself.
+/// Queues the notices of a change to `webhook` (as it is after the change): an event to
+/// the operations channel when it is configured, and for a disable an email to the admins
+/// when they are; `reason` is the disabled reason, or who re-enabled it (`api`, `cli`).
+/// hookd's own channels say nothing of themselves.
 pub fn webhook_changed(
     conn: &Connection,
     webhook: &Webhook,
     change: Change,
     reason: &str,
     now: Millis,
-) -> Result<Option<WebhookId>> {
-    if webhook.id == WebhookId::OPERATIONS {
-        return Ok(None);
+) -> Result<Notices> {
+    if !webhook.id.queue().may_be_disabled() {
+        return Ok(Notices::default());
     }
+    let email =
+        change == Change::Disabled && super::messages::admin_notice(conn, webhook, reason, now)?;
+    let operations = is_active(conn, WebhookId::OPERATIONS)?;
+    if operations {
+        operations_event(conn, webhook, change, reason, now)?;
+    }
+    Ok(Notices { operations, email })
+}
+
+/// Whether one of hookd's own channels is configured (its row active).
+pub(super) fn is_active(conn: &Connection, queue: WebhookId) -> Result<bool> {
     let active: Option<bool> = conn
         .prepare_cached("SELECT is_active FROM webhooks WHERE id = ?1")?
-        .query_row([WebhookId::OPERATIONS], |row| row.get(0))
+        .query_row([queue], |row| row.get(0))
         .optional()?;
-    if active != Some(true) {
-        return Ok(None);
-    }
+    Ok(active == Some(true))
+}
+
+/// The operations channel's `webhook.disabled`/`webhook.enabled` event.
+fn operations_event(
+    conn: &Connection,
+    webhook: &Webhook,
+    change: Change,
+    reason: &str,
+    now: Millis,
+) -> Result<()> {
     let event_type = match change {
         Change::Disabled => EventType::WebhookDisabled,
         Change::Enabled => EventType::WebhookEnabled,
@@ -111,5 +158,5 @@ pub fn webhook_changed(
     };
     super::deliveries::insert_event(conn, &event)?;
     insert_delivery(conn, WebhookId::OPERATIONS, &event, false, None)?;
-    Ok(Some(WebhookId::OPERATIONS))
+    Ok(())
 }

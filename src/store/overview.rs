@@ -127,6 +127,33 @@ fn count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
     Ok(u64::try_from(row.get::<_, i64>(index)?).unwrap_or(0))
 }
 
+/// The jobs of each message channel's queue by status (SPEC §10). They are read through
+/// the queues' own index entries, so the cost follows the messages kept, not the webhook
+/// deliveries.
+pub fn message_counts(conn: &Connection) -> Result<[(&'static str, StatusCounts); 2]> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, count(*) FROM deliveries INDEXED BY deliveries_by_webhook \
+         WHERE webhook_id = ?1 GROUP BY status",
+    )?;
+    let mut all = [
+        ("email", StatusCounts::default()),
+        ("sms", StatusCounts::default()),
+    ];
+    for ((_, counts), queue) in all.iter_mut().zip([WebhookId::EMAIL, WebhookId::SMS]) {
+        let mut rows = stmt.query([queue])?;
+        while let Some(row) = rows.next()? {
+            let n = count(row, 1)?;
+            match row.get::<_, String>(0)?.as_str() {
+                "pending" => counts.pending = n,
+                "delivering" => counts.delivering = n,
+                "succeeded" => counts.succeeded = n,
+                _ => counts.failed = n,
+            }
+        }
+    }
+    Ok(all)
+}
+
 /// Deliveries whose latest attempt started in one minute, by where that attempt left them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MinuteCounts {
@@ -215,6 +242,8 @@ pub struct QueueTotals {
     pub expired_claims: u64,
     /// Webhooks disabled by hookd.
     pub disabled_webhooks: u64,
+    /// The message channels' jobs by status ([`message_counts`]).
+    pub messages: [(&'static str, StatusCounts); 2],
 }
 
 /// The pending deliveries, from their partial index only (SQLite refuses the query
@@ -229,7 +258,10 @@ const CLAIMED_TOTALS: &str = "SELECT count(*), min(created_at), \
 
 /// [`QueueTotals`] at `now`.
 pub fn totals(conn: &Connection, now: Millis) -> Result<QueueTotals> {
-    let mut totals = QueueTotals::default();
+    let mut totals = QueueTotals {
+        messages: message_counts(conn)?,
+        ..QueueTotals::default()
+    };
     let mut finished = conn.prepare_cached("SELECT status, deliveries FROM finished_counts")?;
     let mut rows = finished.query([])?;
     while let Some(row) = rows.next()? {

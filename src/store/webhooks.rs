@@ -313,9 +313,13 @@ pub fn update(
 }
 
 /// Re-enables a webhook by id (operators); `NotFound` if it does not exist. `by` says who
-/// (`api`, `cli`) in the operations channel's notice; returns that channel if a notice
-/// was queued to it.
-pub fn enable(conn: &Connection, id: WebhookId, by: &str) -> Result<(Webhook, Option<WebhookId>)> {
+/// (`api`, `cli`) in the operations channel's notice; returns the channels notices were
+/// queued to.
+pub fn enable(
+    conn: &Connection,
+    id: WebhookId,
+    by: &str,
+) -> Result<(Webhook, super::notices::Notices)> {
     let hook = find(conn, id)?.ok_or(StoreError::NotFound)?;
     let patch = WebhookPatch {
         is_active: Some(true),
@@ -333,9 +337,9 @@ pub fn notify_enabled(
     webhook: &Webhook,
     effect: UpdateEffect,
     by: &str,
-) -> Result<Option<WebhookId>> {
+) -> Result<super::notices::Notices> {
     if !effect.resumed {
-        return Ok(None);
+        return Ok(super::notices::Notices::default());
     }
     let mut at_change = webhook.clone();
     at_change.consecutive_failures = effect.failures_before;

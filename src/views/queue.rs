@@ -59,6 +59,34 @@ pub struct WebhookQueueView {
     pub expired_claims: u64,
 }
 
+/// A message channel's jobs (SPEC §10).
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema, PartialEq, Eq)]
+pub struct ChannelView {
+    /// Waiting to be sent, being sent, or waiting for a retry or a reminder's time.
+    pub queued: u64,
+    pub sent: u64,
+    pub failed: u64,
+}
+
+impl From<StatusCounts> for ChannelView {
+    fn from(c: StatusCounts) -> Self {
+        Self {
+            queued: c.pending + c.delivering,
+            sent: c.succeeded,
+            failed: c.failed,
+        }
+    }
+}
+
+/// The messages of each configured channel (a channel never configured is absent).
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema, PartialEq, Eq)]
+pub struct MessagesView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<ChannelView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<ChannelView>,
+}
+
 /// The delivery queue per webhook, disabled webhooks first.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -70,6 +98,9 @@ pub struct QueueView {
     pub oldest_pending_age_seconds: Option<u64>,
     /// Claims past their lease, all webhooks together.
     pub expired_claims: u64,
+    /// Emails and SMS (SPEC §10): the jobs of the channels' queues, which are also listed
+    /// in `webhooks` under their reserved ids.
+    pub messages: MessagesView,
     pub webhooks: Vec<WebhookQueueView>,
     /// The store writer's group commits of the last minute: how many, how full, how long.
     /// Only a running server knows it (absent from `hookd status`).
@@ -110,9 +141,18 @@ impl QueueView {
                 expired_claims: row.expired_claims,
             })
             .collect();
+        let channel = |id: WebhookId| {
+            rows.iter()
+                .find(|r| r.webhook_id == id)
+                .map(|r| ChannelView::from(r.counts))
+        };
         Self {
             generated_at: format_ms(now),
             totals,
+            messages: MessagesView {
+                email: channel(WebhookId::EMAIL),
+                sms: channel(WebhookId::SMS),
+            },
             disabled_webhooks: rows
                 .iter()
                 .filter(|r| r.state == WebhookState::Disabled)

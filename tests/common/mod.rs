@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod receiver;
+pub mod smtp;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use receiver::{Gate, Receiver, Reply};
+pub use smtp::{Mail, SmtpServer, SmtpTls};
 
 /// The admin key every test server accepts.
 pub const KEY: &str = "test-admin-key-0123456789";

@@ -118,6 +118,7 @@
       state.states = new Map(queue.webhooks.map((w) => [w.webhookId, w.state]));
       drawTotals(queue);
       drawWriter(queue.writer);
+      drawMessages(queue.messages);
       drawChart(chart.minutes);
       drawWebhooks(queue.webhooks);
       state.lists = { failing: failing.items, recent: recent.items };
@@ -173,6 +174,14 @@
     line.title = `Last minute: ${writer.batches} commits of ${writer.jobs} writes; ` +
       (writer.durableCommitMs == null ? "none durable" : `durable ones (with their fsync) ${writer.durableCommitMs.toFixed(1)} ms`) +
       `; at most ${writer.mostWaiting} writes waiting.`;
+  }
+
+  // Emails and SMS (SPEC §10): one line per configured channel, failed ones first in mind.
+  function drawMessages(messages) {
+    const parts = [["email", messages && messages.email], ["sms", messages && messages.sms]]
+      .filter(([, counts]) => counts)
+      .map(([name, c]) => `${name} ${c.queued} queued, ${c.failed} failed, ${c.sent} sent`);
+    $("messages").textContent = parts.length ? `messages: ${parts.join("; ")}` : "";
   }
 
   function drawChart(minutes) {

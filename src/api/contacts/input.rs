@@ -41,6 +41,11 @@ pub struct ContactBody {
     #[serde(default)]
     #[schema(value_type = Object)]
     attributes: Field<Map<String, Value>>,
+    /// When true, invitations are made but no email or SMS is sent (default false;
+    /// left out, the stored value stays).
+    #[serde(default)]
+    #[schema(value_type = bool)]
+    do_not_contact: Field<bool>,
 }
 
 impl Wire for ContactBody {
@@ -97,6 +102,7 @@ pub fn parse_contact(body: ContactBody) -> ApiResult<ContactInput> {
         body.attributes,
         small_object(MAX_ATTRIBUTES_BYTES),
     );
+    let do_not_contact = c.optional("doNotContact", body.do_not_contact, Ok);
     if no_key {
         for field in ["externalId", "email", "phone"] {
             c.error(field, "one of externalId, email or phone is required");
@@ -110,6 +116,7 @@ pub fn parse_contact(body: ContactBody) -> ApiResult<ContactInput> {
         first_name,
         last_name,
         attributes,
+        do_not_contact,
     })
 }
 

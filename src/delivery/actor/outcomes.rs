@@ -161,8 +161,9 @@ impl ActorState {
         }
         match result {
             Ok(recorded) => {
-                if let Some(channel) = recorded.effect.notify {
-                    let _ = self.supervisor.cast(SupervisorMsg::Wake(vec![channel]));
+                let notified: Vec<_> = recorded.effect.notify.queues().collect();
+                if !notified.is_empty() {
+                    let _ = self.supervisor.cast(SupervisorMsg::Wake(notified));
                 }
                 if recorded.effect.webhook_disabled {
                     tracing::warn!(webhook_id = %self.webhook.id, "webhook disabled; its pending deliveries are paused until it is re-enabled");
