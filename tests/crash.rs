@@ -115,3 +115,83 @@ async fn sigterm_lets_attempts_in_flight_finish_and_records_them() {
         .unwrap();
     assert_eq!(attempts, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_queued_email_is_sent_after_a_sigkill_and_only_those_in_flight_twice() {
+    const CONTACTS: usize = 300;
+    // Each message is held 50 ms before the server's 250, so the kill finds some in flight.
+    let smtp = common::SmtpServer::start_with(common::SmtpTls::None, &["--delay-ms", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = smtp.url();
+    let settings = [
+        ("HOOKD_SMTP_URL", url.as_str()),
+        ("HOOKD_SMTP_FROM", "surveys@clinic.example"),
+        ("HOOKD_MESSAGE_RATE_LIMIT", "0"),
+    ];
+    let mut app = ProcessApp::start_with(dir.path(), &settings).await;
+    let survey = app.create_survey().await;
+    let contacts: Vec<serde_json::Value> = (0..CONTACTS)
+        .map(|i| json!({"email": format!("patient{i}@example.org")}))
+        .collect();
+    let (status, upserted) = app
+        .post(
+            "/api/directory/contacts/upsert",
+            json!({"contacts": contacts}),
+        )
+        .await;
+    assert!(status.is_success(), "{upserted}");
+    let ids: Vec<&str> = upserted["items"]
+        .as_array()
+        .expect("one result per contact")
+        .iter()
+        .map(|r| r["contact"]["id"].as_str().unwrap())
+        .collect();
+    let (status, sent) = app
+        .post(
+            &format!("/api/surveys/{survey}/distributions/quick"),
+            json!({"contactIds": ids, "channel": "email"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    wait_until("some emails arrived", Duration::from_secs(30), || async {
+        smtp.received().len() >= 30
+    })
+    .await;
+    let status = app.signal_and_wait("KILL");
+    assert!(!status.success());
+    let at_kill = smtp.received().len();
+    assert!(
+        at_kill < CONTACTS,
+        "the kill came while emails were owed ({at_kill})"
+    );
+
+    let _app = ProcessApp::start_with(dir.path(), &settings).await;
+    let distinct = || {
+        smtp.received()
+            .iter()
+            .map(|m| m.header("Message-ID").unwrap())
+            .collect::<HashSet<_>>()
+    };
+    wait_until(
+        "every email sent after the restart",
+        Duration::from_secs(60),
+        || async { distinct().len() == CONTACTS },
+    )
+    .await;
+    let all = smtp.received().len();
+    let recipients: HashSet<String> = smtp
+        .received()
+        .iter()
+        .map(|m| m.rcpt_tos[0].clone())
+        .collect();
+    assert_eq!(recipients.len(), CONTACTS, "one email per contact");
+    assert!(
+        all - CONTACTS <= 2 * 16,
+        "resent at most what was claimed and unrecorded at the kill: {} of {all}",
+        all - CONTACTS
+    );
+    println!(
+        "crash test (email): {CONTACTS} messages, {at_kill} sent before SIGKILL, {all} in all, {} resent",
+        all - CONTACTS
+    );
+}

@@ -12,6 +12,12 @@ use serde_json::{Value, json};
 const ANSWER: &str = "answer-text-that-must-stay-private";
 const SECRET: &str = "webhook-secret-that-must-stay-private";
 const RECEIVER_BODY: &str = "receiver-body-that-must-stay-private";
+const EMAIL: &str = "patient.address@private.example";
+const REJECTED_EMAIL: &str = "reject.patient@private.example";
+const PHONE: &str = "+41799998877";
+const FIRST_NAME: &str = "PrivateFirstName";
+const MESSAGE_TEXT: &str = "message-text-that-must-stay-private";
+const SMS_TOKEN: &str = "sms-token-that-must-stay-private";
 
 /// Stops the server as a service manager would (SIGTERM) and waits for it to exit.
 fn terminate(mut child: Child) {
@@ -30,6 +36,8 @@ fn terminate(mut child: Child) {
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line_and_never_carry_answers_or_secrets() {
+    let smtp = common::SmtpServer::start(common::SmtpTls::None);
+    let gateway = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("stderr.log");
     let port = free_port();
@@ -39,7 +47,14 @@ async fn json_logs_are_one_object_per_line_and_never_carry_answers_or_secrets() 
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--api-key", KEY, "--allow-networks", "127.0.0.0/8"])
-        .args(["--host-rate-limit", "0"])
+        .args(["--host-rate-limit", "0", "--message-rate-limit", "0"])
+        .args([
+            "--smtp-url",
+            &smtp.url(),
+            "--smtp-from",
+            "surveys@clinic.example",
+        ])
+        .args(["--sms-url", &gateway.url("/sms"), "--sms-token", SMS_TOKEN])
         .env("RUST_LOG", "info,hookd=debug,tower_http=debug")
         .env_remove("HOOKD_LOG_FORMAT")
         .stdout(Stdio::null())
@@ -113,6 +128,50 @@ async fn json_logs_are_one_object_per_line_and_never_carry_answers_or_secrets() 
         || async { receiver.count() == 2 },
     )
     .await;
+
+    // Messages: an email accepted, one rejected for good, an SMS; none may show who or what.
+    let mut contacts = Vec::new();
+    for body in [
+        json!({"email": EMAIL, "phone": PHONE, "firstName": FIRST_NAME}),
+        json!({"email": REJECTED_EMAIL, "firstName": FIRST_NAME}),
+    ] {
+        let upserted: Value = call("/api/directory/contacts/upsert", body)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        contacts.push(upserted["contact"]["id"].as_str().unwrap().to_owned());
+    }
+    let text = format!("{MESSAGE_TEXT} {{{{firstName}}}} {{{{link}}}}");
+    for (channel, to) in [("email", &contacts[..]), ("sms", &contacts[..1])] {
+        let sent = call(
+            &format!("/api/surveys/{survey}/distributions/quick"),
+            json!({"contactIds": to, "channel": channel, "message": {"text": text}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sent.status(), 201);
+    }
+    smtp.wait_for(1).await;
+    wait_until(
+        "the gateway got the SMS",
+        Duration::from_secs(15),
+        || async { gateway.count() == 1 },
+    )
+    .await;
+    let db = dir.path().join("data").join("hookd.db");
+    wait_until("the rejection is recorded", Duration::from_secs(15), || async {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM deliveries WHERE status = 'failed' AND event_type = 'message.email'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    })
+    .await;
     tokio::task::spawn_blocking(move || terminate(child))
         .await
         .unwrap();
@@ -139,7 +198,19 @@ async fn json_logs_are_one_object_per_line_and_never_carry_answers_or_secrets() 
             "no `{expected}` in\n{logs}"
         );
     }
-    for private in [ANSWER, SECRET, RECEIVER_BODY, KEY] {
+    let private_messages = [
+        EMAIL,
+        REJECTED_EMAIL,
+        PHONE,
+        &PHONE[1..],
+        FIRST_NAME,
+        MESSAGE_TEXT,
+        SMS_TOKEN,
+    ];
+    for private in [ANSWER, SECRET, RECEIVER_BODY, KEY]
+        .iter()
+        .chain(&private_messages)
+    {
         assert!(
             !logs.contains(private),
             "`{private}` appears in the logs:\n{logs}"

@@ -418,3 +418,44 @@ async fn at_1400_pixels_the_page_says_what_each_webhook_and_delivery_is_doing() 
         std::fs::write(path, screenshot).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_queue_panel_counts_the_emails_queued_failed_and_sent() {
+    let smtp = common::SmtpServer::start(common::SmtpTls::None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = common::test_args(dir.path());
+    args.smtp_url = Some(smtp.url());
+    args.smtp_from = Some("surveys@clinic.example".into());
+    args.message_rate_limit = Some(0);
+    let app = common::spawn_app_with(args, Some(dir)).await;
+    let survey = app.create_survey().await;
+    let mut ids = Vec::new();
+    for email in ["ok@example.org", "reject@example.org"] {
+        let (_, upserted) = app
+            .post("/api/directory/contacts/upsert", json!({"email": email}))
+            .await;
+        ids.push(upserted["contact"]["id"].as_str().unwrap().to_owned());
+    }
+    let (status, _) = app
+        .post(
+            &format!("/api/surveys/{survey}/distributions/quick"),
+            json!({"contactIds": ids, "channel": "email"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let api = &app.api;
+    wait_until("one sent, one failed", WAIT, || async move {
+        api.get("/api/admin/queue").await.1["messages"]["email"]
+            == json!({"queued": 0, "sent": 1, "failed": 1})
+    })
+    .await;
+    let url = app.url("/");
+    let line = tokio::task::spawn_blocking(move || {
+        let browser = common::browser::launch();
+        let tab = connect(&browser, &url);
+        text_until(&tab, "#messages", |t| t.starts_with("messages: "))
+    })
+    .await
+    .unwrap();
+    assert_eq!(line, "messages: email 0 queued, 1 failed, 1 sent");
+}

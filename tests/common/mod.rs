@@ -431,8 +431,14 @@ impl std::ops::Deref for ProcessApp {
 impl ProcessApp {
     /// Starts `hookd serve` on `data_dir` with the test settings and waits until it is ready.
     pub async fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[]).await
+    }
+
+    /// [`Self::start`] with more settings (`HOOKD_*` variables).
+    pub async fn start_with(data_dir: &Path, settings: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = hookd_binary()
+            .envs(settings.iter().copied())
             .arg("serve")
             .env("HOOKD_DATA_DIR", data_dir)
             .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))

@@ -84,3 +84,58 @@ async fn a_disabled_webhook_is_told_to_the_admins_by_email_without_patient_data(
     );
     assert_eq!(smtp.received().len(), 1);
 }
+
+#[tokio::test]
+async fn messages_queued_sent_and_failed_show_in_the_queue_summary_metrics_and_hookd_status() {
+    let smtp = smtp();
+    let app = super::app_with_channels(Some(&smtp), None).await;
+    let survey = app.create_survey().await;
+    let ok = super::contact(&app, json!({"email": "ok@example.org"})).await;
+    let rejected = super::contact(&app, json!({"email": "reject@example.org"})).await;
+    let sent = super::distribute(
+        &app,
+        &survey,
+        &[&ok, &rejected],
+        "email",
+        json!({"reminders": [3600]}),
+    )
+    .await;
+    super::message_reaches(&app, &survey, &sent, 1, 0, "failed").await;
+    super::message_reaches(&app, &survey, &sent, 0, 0, "sent").await;
+
+    let (_, queue) = app.get("/api/admin/queue").await;
+    assert_eq!(
+        queue["messages"]["email"],
+        json!({"queued": 2, "sent": 1, "failed": 1}),
+        "the two reminders wait: {queue}"
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "hookd_messages{channel=\"email\",status=\"queued\"} 2",
+        "hookd_messages{channel=\"email\",status=\"sent\"} 1",
+        "hookd_messages{channel=\"email\",status=\"failed\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
+    let status = crate::common::run_cli(&app.data_dir, &["status"]).await;
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        text.contains("messages by email: 2 queued, 1 sent, 1 failed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("messages by sms"),
+        "no gateway, no line: {text}"
+    );
+}
