@@ -26,6 +26,7 @@ pub mod receiver;
 pub mod report;
 pub mod scenarios;
 pub mod server;
+pub mod smtp_sink;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -56,12 +57,15 @@ pub enum Scenario {
     Scale,
     /// `/metrics` latency with 1,000,000 finished deliveries stored.
     Scrape,
+    /// Emails per second to a mail server that accepts at once, and a distribution to
+    /// 1,000 contacts.
+    Messages,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 8] = [
+    pub const EACH: [Scenario; 9] = [
         Self::Ingest,
         Self::Throughput,
         Self::Fifo,
@@ -70,6 +74,7 @@ impl Scenario {
         Self::Recovery,
         Self::Scale,
         Self::Scrape,
+        Self::Messages,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +87,7 @@ impl Scenario {
             Self::Recovery => "recovery",
             Self::Scale => "scale",
             Self::Scrape => "scrape",
+            Self::Messages => "messages",
             Self::All => "all",
         }
     }
@@ -161,6 +167,7 @@ pub async fn run_one(scenario: Scenario, options: &Options) -> anyhow::Result<Ve
         Scenario::Recovery => scenarios::recovery::run(options).await,
         Scenario::Scale => scenarios::scale::run(options).await,
         Scenario::Scrape => scenarios::scrape::run(options).await,
+        Scenario::Messages => scenarios::messages::run(options).await,
         Scenario::All => return Box::pin(run(scenario, options)).await,
     };
     let mut reports = result.with_context(|| format!("scenario {}", scenario.name()))?;

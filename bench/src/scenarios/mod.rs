@@ -10,6 +10,7 @@ pub mod fifo;
 pub mod ingest;
 pub mod isolation;
 pub mod latency;
+pub mod messages;
 pub mod recovery;
 pub mod scale;
 pub mod scrape;
