@@ -13,8 +13,9 @@
 //! - [`store`] — the only room that speaks SQL: a read pool and a group-commit writer over
 //!   the schema in `schema.sql`.
 //! - [`events`] — event bodies, serialised once.
-//! - [`delivery`] — the engine: a ractor supervisor with one actor per active webhook, the
-//!   SSRF-safe HTTP client with per-host rate limits, signing and the retry policy.
+//! - [`delivery`] — the engine: a ractor supervisor with one actor per active webhook (and
+//!   per message channel), the SSRF-safe HTTP client with per-host rate limits, signing,
+//!   the mail client and the retry policy.
 //! - [`views`] — the JSON documents of what the store holds (webhooks, deliveries, the
 //!   queue), shown alike by the API and by `hookd … --json`.
 //! - [`api`] — the axum HTTP API; handlers parse input and call the store and the engine.
@@ -47,6 +48,15 @@
 //!    exhausted (which may auto-disable the webhook and tell the operations channel). A crash
 //!    before that record leaves the claim, which the next start releases, so the attempt is
 //!    made again; a claim lost while the server runs is released when its lease runs out.
+//!
+//! ## Messages ride on the same queue
+//!
+//! An email or SMS (an invitation, a reminder, an admin's notice; SPEC §10) is a delivery
+//! too, owed to a reserved queue row of its channel ([`domain::Queue`]): a distribution
+//! writes the invitations, the filled-in messages as events and their jobs in one
+//! transaction ([`store::messages`]), and the channel's actor claims, sends
+//! ([`delivery::mail::Mailer`] for SMTP, the same HTTP client for the SMS gateway),
+//! records and retries them like any delivery, paced by `HOOKD_MESSAGE_RATE_LIMIT`.
 
 pub mod api;
 pub mod cli;

@@ -29,7 +29,11 @@ impl SmtpSink {
                 });
             }
         });
-        Ok(Self { port, accepted, task })
+        Ok(Self {
+            port,
+            accepted,
+            task,
+        })
     }
 
     /// Messages accepted so far.

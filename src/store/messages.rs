@@ -17,9 +17,7 @@ use super::webhooks::Webhook;
 use super::{Result, StoreError};
 use crate::domain::message::{Channel, Filled, Filling, MAX_SMS_CHARS, MessageKind, Template};
 use crate::domain::time::{Millis, format_day};
-use crate::domain::{
-    ContactId, DeliveryId, DistributionId, EventId, EventType, InvitationId, SurveyId, WebhookId,
-};
+use crate::domain::{ContactId, DeliveryId, EventId, EventType, InvitationId, SurveyId, WebhookId};
 
 /// The retry schedule of every message (SPEC §10), in seconds.
 pub const RETRY_DELAYS: [u32; 5] = [1, 5, 30, 300, 1800];
@@ -209,26 +207,19 @@ impl Plan {
     /// written `cancelled`. Returns the invitation message's status.
     pub fn write(&self, conn: &Connection, to: ForInvitation<'_>) -> Result<&'static str> {
         let queue = queue_of(self.channel).expect("a plan is for a sending channel");
-        let insert = |kind: MessageKind,
-                      due_at: Millis,
-                      delivery: Option<DeliveryId>,
-                      outcome: Option<&str>| {
-            let id = delivery.unwrap_or_default();
-            conn.prepare_cached(
-                "INSERT INTO messages (id, invitation_id, channel, kind, due_at, delivery_id, \
-                 outcome, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                id,
-                to.invitation_id,
-                self.channel.as_str(),
-                kind.as_str(),
-                due_at,
-                delivery,
-                outcome,
-                to.now
-            ])?;
-            Ok::<_, StoreError>(())
+        let insert = |kind, due_at, job, outcome| {
+            insert_message(
+                conn,
+                &MessageRow {
+                    invitation_id: Some(to.invitation_id),
+                    channel: self.channel,
+                    kind,
+                    due_at,
+                    job,
+                    outcome,
+                    created_at: to.now,
+                },
+            )
         };
         let schedule = std::iter::once((MessageKind::Invitation, to.now)).chain(
             self.reminders
@@ -331,12 +322,49 @@ pub fn admin_notice(
     let event = message_event(Channel::Email, SurveyId::OPERATIONS, &to, &filled, now);
     insert_event(conn, &event)?;
     let job = insert_job(conn, WebhookId::EMAIL, &event, now)?;
-    conn.prepare_cached(
-        "INSERT INTO messages (id, invitation_id, channel, kind, due_at, delivery_id, created_at) \
-         VALUES (?1, NULL, 'email', 'notice', ?2, ?1, ?2)",
-    )?
-    .execute(params![job, now])?;
+    insert_message(
+        conn,
+        &MessageRow {
+            invitation_id: None,
+            channel: Channel::Email,
+            kind: MessageKind::Notice,
+            due_at: now,
+            job: Some(job),
+            outcome: None,
+            created_at: now,
+        },
+    )?;
     Ok(true)
+}
+
+/// A `messages` row: its id is its job's, or a new one when it has no job.
+struct MessageRow {
+    invitation_id: Option<InvitationId>,
+    channel: Channel,
+    kind: MessageKind,
+    due_at: Millis,
+    job: Option<DeliveryId>,
+    /// `skipped` or `cancelled` for a message that never goes to the queue.
+    outcome: Option<&'static str>,
+    created_at: Millis,
+}
+
+fn insert_message(conn: &Connection, row: &MessageRow) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO messages (id, invitation_id, channel, kind, due_at, delivery_id, outcome, \
+         created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        row.job.unwrap_or_default(),
+        row.invitation_id,
+        row.channel.as_str(),
+        row.kind.as_str(),
+        row.due_at,
+        row.job,
+        row.outcome,
+        row.created_at
+    ])?;
+    Ok(())
 }
 
 /// A completed response cancels the reminders still waiting for the contact's
@@ -370,101 +398,5 @@ pub fn cancel_reminders(
     Ok(cancelled.len())
 }
 
-/// One message as the status endpoint shows it.
-#[derive(Debug, Clone)]
-pub struct MessageState {
-    pub id: DeliveryId,
-    pub kind: String,
-    pub status: &'static str,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-    pub sent_at: Option<Millis>,
-    pub due_at: Millis,
-}
-
-/// An invitation of a distribution with its messages, oldest first.
-#[derive(Debug, Clone)]
-pub struct InvitationState {
-    pub contact_id: ContactId,
-    pub expires_at: Millis,
-    pub messages: Vec<MessageState>,
-}
-
-/// A distribution and where each of its messages stands.
-#[derive(Debug, Clone)]
-pub struct DistributionState {
-    pub id: DistributionId,
-    pub survey_id: SurveyId,
-    pub channel: String,
-    pub created_at: Millis,
-    pub invitations: Vec<InvitationState>,
-}
-
-/// A distribution of a survey (`NotFound` under another survey).
-pub fn distribution(
-    conn: &Connection,
-    survey_id: SurveyId,
-    id: DistributionId,
-) -> Result<DistributionState> {
-    let (channel, created_at): (String, Millis) = conn
-        .prepare_cached(
-            "SELECT channel, created_at FROM distributions WHERE id = ?1 AND survey_id = ?2",
-        )?
-        .query_row(params![id, survey_id], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?
-        .ok_or(StoreError::NotFound)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT i.id, i.contact_id, i.expires_at, m.id, m.kind, m.outcome, d.status, \
-                d.attempt_count, d.last_error, d.completed_at, m.due_at \
-         FROM invitations i \
-         LEFT JOIN messages m ON m.invitation_id = i.id \
-         LEFT JOIN deliveries d ON d.id = m.delivery_id \
-         WHERE i.distribution_id = ?1 ORDER BY i.rowid, m.due_at, m.id",
-    )?;
-    let mut invitations: Vec<(InvitationId, InvitationState)> = Vec::new();
-    let mut rows = stmt.query([id])?;
-    while let Some(row) = rows.next()? {
-        let invitation: InvitationId = row.get(0)?;
-        if invitations
-            .last()
-            .is_none_or(|(last, _)| *last != invitation)
-        {
-            invitations.push((
-                invitation,
-                InvitationState {
-                    contact_id: row.get(1)?,
-                    expires_at: row.get(2)?,
-                    messages: Vec::new(),
-                },
-            ));
-        }
-        let Some(message) = row.get::<_, Option<DeliveryId>>(3)? else {
-            continue;
-        };
-        let outcome: Option<String> = row.get(5)?;
-        let job: Option<String> = row.get(6)?;
-        let status = status_name(outcome.as_deref(), job.as_deref());
-        let completed: Option<Millis> = row.get(9)?;
-        invitations
-            .last_mut()
-            .expect("pushed above")
-            .1
-            .messages
-            .push(MessageState {
-                id: message,
-                kind: row.get(4)?,
-                status,
-                attempts: row.get::<_, Option<u32>>(7)?.unwrap_or(0),
-                last_error: row.get(8)?,
-                sent_at: completed.filter(|_| status == "sent"),
-                due_at: row.get(10)?,
-            });
-    }
-    Ok(DistributionState {
-        id,
-        survey_id,
-        channel,
-        created_at,
-        invitations: invitations.into_iter().map(|(_, state)| state).collect(),
-    })
-}
+mod status;
+pub use status::{DistributionState, InvitationState, MessageState, distribution};

@@ -209,3 +209,42 @@ async fn a_mail_server_of_an_unknown_ca_is_refused_and_the_message_waits() {
     );
     assert!(smtp.received().is_empty());
 }
+
+#[tokio::test]
+async fn the_user_and_password_of_hookd_smtp_url_log_in_after_starttls_and_a_wrong_one_fails_at_once()
+ {
+    let pair = server_pair();
+    let tls = || SmtpTls::StartTls {
+        cert_pem: pair.cert_pem.clone(),
+        key_pem: pair.key_pem.clone(),
+    };
+    let smtp = SmtpServer::start_with(tls(), &["--auth", "clinic:s3cret pass"]);
+    for (password, outcome) in [("s3cret%20pass", "sent"), ("wrong", "failed")] {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("clinic-ca.pem");
+        std::fs::write(&ca, &clinic_ca().cert_pem).unwrap();
+        let mut args = test_args(dir.path());
+        args.smtp_url = Some(
+            smtp.url()
+                .replace("smtp://", &format!("smtp://clinic:{password}@")),
+        );
+        args.smtp_from = Some("surveys@clinic.example".into());
+        args.ca_file = Some(ca);
+        args.message_rate_limit = Some(0);
+        let app = spawn_app_with(args, Some(dir)).await;
+        let survey = app.create_survey().await;
+        let ada = contact(&app, json!({"email": "ada@example.org"})).await;
+        let sent = distribute(&app, &survey, &[&ada], "email", json!({})).await;
+        let message = message_reaches(&app, &survey, &sent, 0, 0, outcome).await;
+        if outcome == "failed" {
+            let error = message["lastError"].as_str().unwrap();
+            assert!(error.contains("535"), "the server's refusal: {error}");
+            assert_eq!(message["attempts"], 1, "a 5xx is not retried");
+        }
+    }
+    assert_eq!(
+        smtp.received().len(),
+        1,
+        "only the right password sent mail"
+    );
+}

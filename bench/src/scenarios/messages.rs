@@ -44,11 +44,20 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             .map(|i| json!({"externalId": format!("P-{i}"), "email": format!("patient{i}@example.org"), "firstName": "Ada"}))
             .collect();
         let (status, answer) = api
-            .call(Method::POST, "/api/directory/contacts/upsert", Some(json!({"contacts": batch})))
+            .call(
+                Method::POST,
+                "/api/directory/contacts/upsert",
+                Some(json!({"contacts": batch})),
+            )
             .await?;
         ensure!(status.is_success(), "upsert: {status} {answer}");
         for item in answer["items"].as_array().into_iter().flatten() {
-            ids.push(item["contact"]["id"].as_str().unwrap_or_default().to_owned());
+            ids.push(
+                item["contact"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         }
     }
     let mut answer_us = Vec::new();
