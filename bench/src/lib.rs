@@ -60,12 +60,15 @@ pub enum Scenario {
     /// Emails per second to a mail server that accepts at once, and a distribution to
     /// 1,000 contacts.
     Messages,
+    /// 500/s and 1,000/s for 60 s each, timed as a client does: stamped before each
+    /// request, a one-thread receiver.
+    ClientLatency,
     /// Every scenario above, in that order.
     All,
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 9] = [
+    pub const EACH: [Scenario; 10] = [
         Self::Ingest,
         Self::Throughput,
         Self::Fifo,
@@ -75,6 +78,7 @@ impl Scenario {
         Self::Scale,
         Self::Scrape,
         Self::Messages,
+        Self::ClientLatency,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +92,7 @@ impl Scenario {
             Self::Scale => "scale",
             Self::Scrape => "scrape",
             Self::Messages => "messages",
+            Self::ClientLatency => "client-latency",
             Self::All => "all",
         }
     }
@@ -168,6 +173,7 @@ pub async fn run_one(scenario: Scenario, options: &Options) -> anyhow::Result<Ve
         Scenario::Scale => scenarios::scale::run(options).await,
         Scenario::Scrape => scenarios::scrape::run(options).await,
         Scenario::Messages => scenarios::messages::run(options).await,
+        Scenario::ClientLatency => scenarios::client_latency::run(options).await,
         Scenario::All => return Box::pin(run(scenario, options)).await,
     };
     let mut reports = result.with_context(|| format!("scenario {}", scenario.name()))?;

@@ -37,6 +37,11 @@ pub struct Arrival {
     pub seq: Option<u64>,
     /// The body's `timestamp` (event creation in hookd), in Unix milliseconds.
     pub event_ms: Option<i64>,
+    /// Wall-clock arrival, in Unix microseconds.
+    pub wall_us: i64,
+    /// `data.metadata.sentAtUs`: when the bench wrote the request that made the event
+    /// ([`crate::server::Api::submit_stamped`]), in Unix microseconds.
+    pub sent_at_us: Option<i64>,
 }
 
 struct Shared {
@@ -54,7 +59,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     open_gate: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// The server task, when it runs on the bench's runtime (not on a thread of its own).
+    task: Option<JoinHandle<()>>,
 }
 
 #[derive(Deserialize)]
@@ -69,13 +75,59 @@ struct Data {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Metadata {
     seq: Option<u64>,
+    sent_at_us: Option<i64>,
 }
 
 impl Receiver {
     /// Starts on a free loopback port. `hang_for` is how long `/hang/...` holds a request.
     pub async fn start(hang_for: Duration) -> anyhow::Result<Self> {
+        let (open_gate, shared, app) = Self::parts(hang_for);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            addr,
+            shared,
+            open_gate,
+            task: Some(task),
+        })
+    }
+
+    /// The same receiver on one thread of its own (a current-thread runtime), as a HIS's
+    /// small endpoint would be: it shares no scheduler with the load generator, and one
+    /// request is handled at a time. It lives until the bench exits.
+    pub fn start_on_one_thread() -> anyhow::Result<Self> {
+        let (open_gate, shared, app) = Self::parts(Duration::from_secs(1));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        std::thread::Builder::new()
+            .name("receiver".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread runtime starts");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .expect("a bound listener converts");
+                    let _ = axum::serve(listener, app).await;
+                });
+            })?;
+        Ok(Self {
+            addr,
+            shared,
+            open_gate,
+            task: None,
+        })
+    }
+
+    fn parts(hang_for: Duration) -> (watch::Sender<bool>, Arc<Shared>, Router) {
         let (open_gate, gate) = watch::channel(false);
         let shared = Arc::new(Shared {
             arrivals: Mutex::new(Vec::with_capacity(1 << 16)),
@@ -89,17 +141,7 @@ impl Receiver {
             .route("/hang/{tag}", post(hang))
             .route("/gate/{tag}", post(gated))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self {
-            addr,
-            shared,
-            open_gate,
-            task,
-        })
+        (open_gate, shared, app)
     }
 
     /// The URL of the path that answers at once.
@@ -200,16 +242,16 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
 fn record(shared: &Shared, tag: u32, hung: bool, headers: &HeaderMap, body: &[u8]) {
     let at = Instant::now();
-    let wall_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let wall_us = unix_us();
+    let wall_ms = wall_us / 1000;
     let delivery = headers
         .get("x-webhook-delivery")
         .and_then(|v| v.to_str().ok())
@@ -222,6 +264,9 @@ fn record(shared: &Shared, tag: u32, hung: bool, headers: &HeaderMap, body: &[u8
     let event_ms = parsed
         .as_ref()
         .and_then(|b| parse_rfc3339_ms(b.timestamp.as_deref()?));
+    let sent_at_us = parsed
+        .as_ref()
+        .and_then(|b| b.data.as_ref()?.metadata.as_ref()?.sent_at_us);
     let arrival = Arrival {
         tag,
         hung,
@@ -230,6 +275,8 @@ fn record(shared: &Shared, tag: u32, hung: bool, headers: &HeaderMap, body: &[u8
         delivery,
         seq,
         event_ms,
+        wall_us,
+        sent_at_us,
     };
     shared.arrivals.lock().expect("not poisoned").push(arrival);
 }
@@ -268,6 +315,14 @@ async fn hang(
     shared.hang_count.fetch_add(1, Ordering::Relaxed);
     tokio::time::sleep(shared.hang_for).await;
     StatusCode::OK
+}
+
+/// The wall clock in Unix microseconds (the stamp of a request and of its arrival).
+pub fn unix_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (hookd's timestamp format) to Unix milliseconds.

@@ -346,6 +346,29 @@ impl Api {
     /// The kiosk submission of a completed response. `seq` travels in the response's
     /// metadata into the event body, so the receiver can tell which request it came from.
     /// Returns whether it was acknowledged (201).
+    /// A completed response whose metadata carries `sentAtUs`, the wall clock taken just
+    /// before the request is handed to the client: the client's view of latency starts
+    /// there. Answers when the acknowledgement came, in Unix microseconds (`None`: refused).
+    pub async fn submit_stamped(&self, survey: &str, seq: u64) -> Option<(i64, i64)> {
+        let url = format!("{}/api/surveys/{survey}/responses", self.base);
+        let sent_at = crate::receiver::unix_us();
+        let body = format!(
+            r#"{{"answers":{{"stars":{{"value":5}}}},"metadata":{{"seq":{seq},"sentAtUs":{sent_at}}}}}"#
+        );
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .ok()?;
+        let acked = crate::receiver::unix_us();
+        (response.status() == StatusCode::CREATED && response.bytes().await.is_ok())
+            .then_some((sent_at, acked))
+    }
+
     pub async fn submit(&self, survey: &str, seq: u64) -> bool {
         let body = format!(r#"{{"answers":{{"stars":{{"value":5}}}},"metadata":{{"seq":{seq}}}}}"#);
         let sent = self

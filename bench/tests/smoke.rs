@@ -132,3 +132,22 @@ async fn scale_reports_memory_with_10_webhooks_per_survey() {
     assert_eq!(figure(&reports[0], "deliveries"), &json!(30));
     assert!(figure(&reports[0], "rss_mb_idle").as_f64() > Some(0.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sends_every_email_of_each_distribution() {
+    let reports = run(Scenario::Messages, 20).await;
+    assert_eq!(figure(&reports[0], "emails"), &json!(20));
+    assert!(figure(&reports[0], "distribution_answer_p50_ms").is_number());
+    assert!(figure(&reports[0], "emails_per_second_median").as_f64() > Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_latency_reports_both_rates_from_the_stamps() {
+    let reports = run(Scenario::ClientLatency, 2).await;
+    let rates: Vec<&Value> = reports.iter().map(|r| figure(r, "events_per_s")).collect();
+    assert_eq!(rates, [&json!(500), &json!(1000)]);
+    for report in &reports {
+        assert!(figure(report, "e2e_p99_ms").is_number());
+        assert!(figure(report, "ack_p99_ms").is_number());
+    }
+}

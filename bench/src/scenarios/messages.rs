@@ -27,7 +27,8 @@ pub const DEFAULT_SIZE: u64 = 5_000;
 const PER_DISTRIBUTION: usize = 1_000;
 
 pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
-    let contacts = options.size_or(DEFAULT_SIZE).max(PER_DISTRIBUTION as u64) as usize;
+    let contacts = options.size_or(DEFAULT_SIZE).max(1) as usize;
+    let per_distribution = PER_DISTRIBUTION.min(contacts);
     let sink = SmtpSink::start().await?;
     let dir = tempfile::tempdir()?;
     let own = [
@@ -64,7 +65,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
     let mut rates = Vec::new();
     let cpu = CpuMeter::start(&server);
     let phase = Instant::now();
-    for (n, chunk) in ids.chunks(PER_DISTRIBUTION).enumerate() {
+    let mut target = 0;
+    for chunk in ids.chunks(per_distribution) {
         let started = Instant::now();
         let (status, answer) = api
             .call(
@@ -75,7 +77,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
             .await?;
         answer_us.push(started.elapsed().as_micros() as u64);
         ensure!(status.as_u16() == 201, "distribution: {status} {answer}");
-        let target = ((n + 1) * PER_DISTRIBUTION) as u64;
+        target += chunk.len() as u64;
         while sink.accepted() < target {
             ensure!(
                 started.elapsed() < options.deadline,
@@ -93,7 +95,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
     let mut report = Report::new("messages");
     report
         .add("emails", sent)
-        .add("per_distribution", PER_DISTRIBUTION as u64)
+        .add("per_distribution", per_distribution as u64)
         .add("emails_per_second_median", rates[rates.len() / 2].round())
         .add("emails_per_second_min", rates[0].round())
         .add_percentiles("distribution_answer", &Percentiles::of(answer_us));

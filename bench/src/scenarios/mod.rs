@@ -6,6 +6,7 @@
 //! fifo = deliveries; latency = events; isolation = events per run; recovery = pending deliveries;
 //! scale = surveys (10 webhooks each); scrape = finished deliveries stored.
 
+pub mod client_latency;
 pub mod fifo;
 pub mod ingest;
 pub mod isolation;
