@@ -45,17 +45,9 @@ pub fn configure_channel(
         return Ok(());
     };
     let Some(url) = describe else {
-        conn.execute(
-            "UPDATE webhooks SET is_active = 0, updated_at = ?2 WHERE id = ?1 AND is_active = 1",
-            params![queue, now],
-        )?;
-        return Ok(());
+        return super::notices::switch_off(conn, queue, now);
     };
-    conn.execute(
-        "INSERT INTO surveys (id, title, questions, created_at) VALUES (?1, 'hookd operations', '[]', ?2) \
-         ON CONFLICT (id) DO NOTHING",
-        params![SurveyId::OPERATIONS, now],
-    )?;
+    super::notices::reserve_survey(conn, now)?;
     let policy = super::to_json(&RETRY_DELAYS);
     let name = match channel {
         Channel::Email => "email (HOOKD_SMTP_URL)",

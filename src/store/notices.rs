@@ -61,17 +61,9 @@ pub fn configure(
     now: Millis,
 ) -> Result<()> {
     let Some((url, secret)) = endpoint else {
-        conn.execute(
-            "UPDATE webhooks SET is_active = 0, updated_at = ?2 WHERE id = ?1 AND is_active = 1",
-            params![WebhookId::OPERATIONS, now],
-        )?;
-        return Ok(());
+        return switch_off(conn, WebhookId::OPERATIONS, now);
     };
-    conn.execute(
-        "INSERT INTO surveys (id, title, questions, created_at) VALUES (?1, 'hookd operations', '[]', ?2) \
-         ON CONFLICT (id) DO NOTHING",
-        params![SurveyId::OPERATIONS, now],
-    )?;
+    reserve_survey(conn, now)?;
     let policy = super::to_json(RetryPolicy::default().delays());
     conn.execute(
         "INSERT INTO webhooks (id, survey_id, name, url, events, secret, headers, is_active, \
@@ -86,6 +78,25 @@ pub fn configure(
             policy,
             now
         ],
+    )?;
+    Ok(())
+}
+
+/// Switches one of hookd's own channels off: what is owed to it waits, paused.
+pub(super) fn switch_off(conn: &Connection, queue: WebhookId, now: Millis) -> Result<()> {
+    conn.execute(
+        "UPDATE webhooks SET is_active = 0, updated_at = ?2 WHERE id = ?1 AND is_active = 1",
+        params![queue, now],
+    )?;
+    Ok(())
+}
+
+/// The reserved survey hookd's own channels belong to (never shown by the API).
+pub(super) fn reserve_survey(conn: &Connection, now: Millis) -> Result<()> {
+    conn.execute(
+        "INSERT INTO surveys (id, title, questions, created_at) VALUES (?1, 'hookd operations', '[]', ?2) \
+         ON CONFLICT (id) DO NOTHING",
+        params![SurveyId::OPERATIONS, now],
     )?;
     Ok(())
 }
