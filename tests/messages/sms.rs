@@ -115,3 +115,33 @@ async fn without_a_gateway_the_sms_channel_is_refused() {
             .contains("HOOKD_SMS_URL")
     );
 }
+
+#[tokio::test]
+async fn hookd_message_rate_limit_paces_the_channel() {
+    const RATE: u32 = 4;
+    let gateway = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_args(dir.path());
+    args.sms_url = Some(gateway.url("/sms"));
+    args.message_rate_limit = Some(RATE);
+    let app = spawn_app_with(args, Some(dir)).await;
+    let survey = app.create_survey().await;
+    let mut contacts = Vec::new();
+    for i in 0..6 {
+        contacts.push(contact(&app, json!({"phone": format!("+4179000010{i}")})).await);
+    }
+    let ids: Vec<&str> = contacts.iter().map(String::as_str).collect();
+    distribute(&app, &survey, &ids, "sms", json!({})).await;
+    crate::common::wait_until("every SMS sent", std::time::Duration::from_secs(20), || async {
+        gateway.count() == 6
+    })
+    .await;
+    // A pace is a lower bound, so this cannot fail by slowness: one send per 1/RATE s.
+    let mut at: Vec<_> = gateway.requests().iter().map(|r| r.at).collect();
+    at.sort();
+    let span = at[5] - at[0];
+    assert!(
+        span >= std::time::Duration::from_millis(5 * 1000 / u64::from(RATE) - 50),
+        "6 messages at {RATE}/s took {span:?}"
+    );
+}
