@@ -100,7 +100,11 @@ impl Mailer {
         let started = Instant::now();
         let mut report = AttemptReport::starting(id);
         match self.build(id, body) {
-            Err(message) => report.error = Some(format!("refused: {message}")),
+            Err(message) => {
+                // Nothing a retry could change: the stored email cannot be sent.
+                report.error = Some(format!("refused: {message}"));
+                report.permanent = true;
+            }
             Ok(email) => match self.transport.send(email).await {
                 Ok(response) => {
                     report.status_code = Some(u16::from(response.code()));

@@ -158,6 +158,7 @@ pub fn upsert(
     if !conflicts.is_empty() {
         return Ok(Err(conflicts));
     }
+    let opted_out = input.do_not_contact == Some(true) && !stored.do_not_contact;
     apply(&mut stored, input);
     stored.updated_at = now;
     conn.prepare_cached(
@@ -177,6 +178,9 @@ pub fn upsert(
         now,
         stored.do_not_contact
     ])?;
+    if opted_out {
+        super::messages::skip_for_contact(conn, id)?;
+    }
     Ok(Ok(Upserted {
         contact: stored,
         created: false,

@@ -377,7 +377,31 @@ pub fn cancel_reminders(
         )?
         .query_map(params![survey_id, contact_id], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for id in &cancelled {
+    off_the_queue(conn, &cancelled)?;
+    Ok(cancelled.len())
+}
+
+/// A contact who now asks not to be contacted is sent nothing more: the messages still
+/// waiting for any of their invitations (reminders, and invitations held back by the
+/// channel's pace) become `skipped`. One already being sent goes out. Returns how many.
+pub fn skip_for_contact(conn: &Connection, contact_id: ContactId) -> Result<usize> {
+    let skipped: Vec<DeliveryId> = conn
+        .prepare_cached(
+            "UPDATE messages SET delivery_id = NULL, outcome = 'skipped' \
+             WHERE delivery_id IS NOT NULL \
+               AND invitation_id IN (SELECT id FROM invitations WHERE contact_id = ?1) \
+               AND delivery_id IN (SELECT id FROM deliveries WHERE status = 'pending') \
+             RETURNING id",
+        )?
+        .query_map([contact_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    off_the_queue(conn, &skipped)?;
+    Ok(skipped.len())
+}
+
+/// Deletes the jobs (and their events) of messages that will not be sent.
+fn off_the_queue(conn: &Connection, jobs: &[DeliveryId]) -> Result<()> {
+    for id in jobs {
         let event: Option<EventId> = conn
             .prepare_cached("DELETE FROM deliveries WHERE id = ?1 RETURNING event_id")?
             .query_row([id], |row| row.get(0))
@@ -387,7 +411,7 @@ pub fn cancel_reminders(
                 .execute([event])?;
         }
     }
-    Ok(cancelled.len())
+    Ok(())
 }
 
 mod status;

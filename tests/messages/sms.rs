@@ -132,9 +132,11 @@ async fn hookd_message_rate_limit_paces_the_channel() {
     }
     let ids: Vec<&str> = contacts.iter().map(String::as_str).collect();
     distribute(&app, &survey, &ids, "sms", json!({})).await;
-    crate::common::wait_until("every SMS sent", std::time::Duration::from_secs(20), || async {
-        gateway.count() == 6
-    })
+    crate::common::wait_until(
+        "every SMS sent",
+        std::time::Duration::from_secs(20),
+        || async { gateway.count() == 6 },
+    )
     .await;
     // A pace is a lower bound, so this cannot fail by slowness: one send per 1/RATE s.
     let mut at: Vec<_> = gateway.requests().iter().map(|r| r.at).collect();

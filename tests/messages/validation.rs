@@ -223,3 +223,41 @@ async fn a_contact_who_asked_not_to_be_contacted_is_invited_but_sent_nothing() {
         "jobs only for the contact who may be contacted: the invitation and its reminder"
     );
 }
+
+#[tokio::test]
+async fn a_contact_who_opts_out_after_the_invitation_gets_no_reminder() {
+    let smtp = smtp();
+    let app = app_with_channels(Some(&smtp), None).await;
+    let survey = app.create_survey().await;
+    let ada = contact(
+        &app,
+        json!({"externalId": "P-20", "email": "ada@example.org"}),
+    )
+    .await;
+    let sent = distribute(
+        &app,
+        &survey,
+        &[&ada],
+        "email",
+        json!({"reminders": [3600, 7200]}),
+    )
+    .await;
+    smtp.wait_for(1).await;
+    super::message_reaches(&app, &survey, &sent, 0, 0, "sent").await;
+    let (status, _) = app
+        .post(
+            "/api/directory/contacts/upsert",
+            json!({"externalId": "P-20", "doNotContact": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let status = status_of(&app, &survey, &sent).await;
+    let statuses: Vec<&str> = status["invitations"][0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["sent", "skipped", "skipped"]);
+    assert_eq!(count(&app, "deliveries"), 1, "the reminders left the queue");
+}
