@@ -204,14 +204,17 @@ async fn quick_distribution(
         if !unknown.is_empty() {
             return Ok(Err(Refused::Unknown(unknown)));
         }
+        let recipients = match &new.messages {
+            Some(_) => messages::recipients(c, &new.contacts)?,
+            None => HashMap::new(),
+        };
         if let Some(plan) = &new.messages {
-            let recipients = messages::recipients(c, &new.contacts)?;
             let unreachable = sending::reachable(plan, &asked, &recipients, new.expires_at);
             if !unreachable.is_empty() {
                 return Ok(Err(Refused::Unreachable(unreachable)));
             }
         }
-        let (id, issued) = invitations::create_distribution(c, &new)?;
+        let (id, issued) = invitations::create_distribution(c, &new, &recipients)?;
         let entry = Entry {
             actor: &actor,
             action: "distribution.created",
@@ -321,7 +324,7 @@ pub struct StatusView {
     response_id: Option<ResponseId>,
     /// The latest message sent or due (`queued`, `sent`, `failed`, `skipped`,
     /// `cancelled`); null when the contact was never sent one.
-    message_status: Option<String>,
+    message_status: Option<&'static str>,
 }
 
 impl From<ContactStatus> for StatusView {

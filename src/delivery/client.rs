@@ -267,50 +267,10 @@ impl Sender {
         event_type: &str,
         body: &str,
     ) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
-        headers.insert(
-            reqwest::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let RequestStyle::SmsGateway { token } = &target.style {
-            if let Some(Ok(mut bearer)) = token
-                .as_ref()
-                .map(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose())))
-            {
-                bearer.set_sensitive(true);
-                headers.insert(reqwest::header::AUTHORIZATION, bearer);
-            }
-            if let Ok(id) = HeaderValue::from_str(&delivery_id.to_string()) {
-                headers.insert("idempotency-key", id);
-            }
-            return headers;
-        }
-        for (name, value) in target.headers.as_map() {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(name, value);
-            }
-        }
-        let id = delivery_id.to_string();
-        let mut set = |name: &'static str, value: &str| {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                headers.insert(name, value);
-            }
+        let mut headers = match &target.style {
+            RequestStyle::Webhook => webhook_headers(target, delivery_id, event_type, body),
+            RequestStyle::SmsGateway { token } => gateway_headers(token.as_ref(), delivery_id),
         };
-        set("x-webhook-event", event_type);
-        set("x-webhook-delivery", &id);
-        let now = now_ms();
-        let timestamp = now / 1000;
-        let secrets = target.secrets.at(now);
-        if let Some(signed) = signing::sign(&secrets, &id, timestamp, body.as_bytes()) {
-            set("x-webhook-signature", &signed.x_webhook_signature);
-            set("webhook-id", &id);
-            set("webhook-timestamp", &timestamp.to_string());
-            set("webhook-signature", &signed.webhook_signature);
-        }
         // Last: a custom header never replaces these.
         headers.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
         headers.insert(
@@ -319,6 +279,57 @@ impl Sender {
         );
         headers
     }
+}
+
+/// A webhook's custom headers, `X-Webhook-*` and its signatures (SPEC §4).
+fn webhook_headers(
+    target: &Target,
+    delivery_id: DeliveryId,
+    event_type: &str,
+    body: &str,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in target.headers.as_map() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    let id = delivery_id.to_string();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("x-webhook-event", event_type);
+    set("x-webhook-delivery", &id);
+    let now = now_ms();
+    let timestamp = now / 1000;
+    let secrets = target.secrets.at(now);
+    if let Some(signed) = signing::sign(&secrets, &id, timestamp, body.as_bytes()) {
+        set("x-webhook-signature", &signed.x_webhook_signature);
+        set("webhook-id", &id);
+        set("webhook-timestamp", &timestamp.to_string());
+        set("webhook-signature", &signed.webhook_signature);
+    }
+    headers
+}
+
+/// The SMS gateway's (SPEC §10): its bearer token and the message id as `Idempotency-Key`.
+fn gateway_headers(token: Option<&Hidden>, delivery_id: DeliveryId) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(Ok(mut bearer)) =
+        token.map(|t| HeaderValue::from_str(&format!("Bearer {}", t.expose())))
+    {
+        bearer.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    }
+    if let Ok(id) = HeaderValue::from_str(&delivery_id.to_string()) {
+        headers.insert("idempotency-key", id);
+    }
+    headers
 }
 
 /// The in-flight slots of each destination host (see [`MAX_IN_FLIGHT_PER_HOST`]).

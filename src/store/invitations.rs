@@ -5,13 +5,15 @@
 //! of the database does not let anyone answer in a patient's name. Tokens carry 256
 //! random bits, so a fast hash is the right tool (as for API keys).
 
+use std::collections::HashMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::messages::{self, ForInvitation, Plan};
+use super::messages::{self, ForInvitation, Plan, Recipient};
 use super::{Result, StoreError, from_json, to_json};
 use crate::domain::time::Millis;
 use crate::domain::{ContactId, DistributionId, InvitationId, ResponseId, SurveyId};
@@ -53,10 +55,13 @@ pub struct Issued {
     pub message_status: Option<&'static str>,
 }
 
-/// Writes a distribution and one invitation per contact, with their messages.
+/// Writes a distribution and one invitation per contact, with their messages to
+/// `recipients` ([`messages::recipients`], read by the caller, which checks them first;
+/// empty for links only).
 pub fn create_distribution(
     conn: &Connection,
     new: &NewDistribution,
+    recipients: &HashMap<ContactId, Recipient>,
 ) -> Result<(DistributionId, Vec<Issued>)> {
     let id = DistributionId::new();
     conn.prepare_cached(
@@ -74,10 +79,6 @@ pub fn create_distribution(
         "INSERT INTO invitations (id, distribution_id, survey_id, contact_id, token_hash, \
          created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    let recipients = match &new.messages {
-        Some(_) => messages::recipients(conn, &new.contacts)?,
-        None => Default::default(),
-    };
     let mut issued = Vec::with_capacity(new.contacts.len());
     for &contact_id in &new.contacts {
         let token = new_token();
@@ -164,7 +165,7 @@ pub struct ContactStatus {
     /// The contact's completed response if any, else the latest started one.
     pub response: Option<ResponseState>,
     /// The status of the latest message due by now (SPEC §10), if any was made.
-    pub message_status: Option<String>,
+    pub message_status: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -198,17 +199,15 @@ pub fn bulk_status(
                      WHERE r.survey_id = ?1 AND r.contact_id = a.contact_id \
                      ORDER BY r.status = 'completed' DESC, r.started_at DESC, r.id DESC \
                      LIMIT 1) AS response_id, \
-                    (SELECT CASE WHEN m.outcome IS NOT NULL THEN m.outcome \
-                                 WHEN d.status = 'succeeded' THEN 'sent' \
-                                 WHEN d.status = 'failed' THEN 'failed' ELSE 'queued' END \
-                     FROM invitations i JOIN messages m ON m.invitation_id = i.id \
-                     LEFT JOIN deliveries d ON d.id = m.delivery_id \
+                    (SELECT m.id FROM invitations i JOIN messages m ON m.invitation_id = i.id \
                      WHERE i.survey_id = ?1 AND i.contact_id = a.contact_id AND m.due_at <= ?3 \
-                     ORDER BY i.created_at DESC, m.due_at DESC LIMIT 1) AS message_status \
+                     ORDER BY i.created_at DESC, m.due_at DESC LIMIT 1) AS message_id \
              FROM asked a) \
          SELECT v.contact_id, v.invited_at, v.expires_at, \
-                r.id, r.status, r.started_at, r.completed_at, v.message_status \
+                r.id, r.status, r.started_at, r.completed_at, m.id, m.outcome, d.status \
          FROM invited v LEFT JOIN responses r ON r.id = v.response_id \
+         LEFT JOIN messages m ON m.id = v.message_id \
+         LEFT JOIN deliveries d ON d.id = m.delivery_id \
          ORDER BY v.pos",
     )?;
     let rows = stmt.query_map(params![survey_id, list, now], |row| {
@@ -226,7 +225,13 @@ pub fn bulk_status(
             invited_at: row.get(1)?,
             expires_at: row.get(2)?,
             response,
-            message_status: row.get(7)?,
+            message_status: match row.get::<_, Option<String>>(7)? {
+                Some(_) => Some(messages::status_name(
+                    row.get::<_, Option<String>>(8)?.as_deref(),
+                    row.get::<_, Option<String>>(9)?.as_deref(),
+                )),
+                None => None,
+            },
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -275,7 +280,7 @@ mod tests {
             created_at: 10,
             messages: None,
         };
-        let (_, issued) = create_distribution(&conn, &new).unwrap();
+        let (_, issued) = create_distribution(&conn, &new, &HashMap::new()).unwrap();
         assert_eq!(issued.len(), 3);
         assert!(issued[0].token.len() >= 43);
         assert_ne!(issued[0].token, issued[1].token);
@@ -309,7 +314,7 @@ mod tests {
             created_at: 10,
             messages: None,
         };
-        create_distribution(&conn, &new).unwrap();
+        create_distribution(&conn, &new, &HashMap::new()).unwrap();
         let asked = [ids[2], ids[1], ids[0], ids[2]];
         let status = bulk_status(&conn, survey, &asked, 50).unwrap();
         let order: Vec<_> = status.iter().map(|s| s.contact_id).collect();

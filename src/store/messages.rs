@@ -361,7 +361,9 @@ fn insert_message(conn: &Connection, row: &MessageRow) -> Result<()> {
 
 /// A completed response cancels the reminders still waiting for the contact's
 /// invitations to the survey. A reminder already being sent goes out. Returns how many
-/// were cancelled.
+/// were cancelled. It runs with every completion that names a contact, so each job is
+/// checked by its id (`EXISTS`): `delivery_id IN (SELECT ... status = 'pending')` would
+/// read every pending delivery of every webhook.
 pub fn cancel_reminders(
     conn: &Connection,
     survey_id: SurveyId,
@@ -372,7 +374,7 @@ pub fn cancel_reminders(
             "UPDATE messages SET delivery_id = NULL, outcome = 'cancelled' \
              WHERE kind = 'reminder' AND delivery_id IS NOT NULL \
                AND invitation_id IN (SELECT id FROM invitations WHERE survey_id = ?1 AND contact_id = ?2) \
-               AND delivery_id IN (SELECT id FROM deliveries WHERE status = 'pending') \
+               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.id = messages.delivery_id AND d.status = 'pending') \
              RETURNING id",
         )?
         .query_map(params![survey_id, contact_id], |row| row.get(0))?
@@ -390,7 +392,7 @@ pub fn skip_for_contact(conn: &Connection, contact_id: ContactId) -> Result<usiz
             "UPDATE messages SET delivery_id = NULL, outcome = 'skipped' \
              WHERE delivery_id IS NOT NULL \
                AND invitation_id IN (SELECT id FROM invitations WHERE contact_id = ?1) \
-               AND delivery_id IN (SELECT id FROM deliveries WHERE status = 'pending') \
+               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.id = messages.delivery_id AND d.status = 'pending') \
              RETURNING id",
         )?
         .query_map([contact_id], |row| row.get(0))?
