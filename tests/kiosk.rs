@@ -5,19 +5,7 @@ mod common;
 
 use common::spawn_app;
 use reqwest::StatusCode;
-use rusqlite::Connection;
 use serde_json::{Value, json};
-
-fn db(app: &common::TestApp) -> Connection {
-    Connection::open(app.data_dir.join("hookd.db")).unwrap()
-}
-
-fn count(conn: &Connection, table: &str) -> i64 {
-    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-        row.get(0)
-    })
-    .unwrap()
-}
 
 async fn full_survey(app: &common::TestApp) -> String {
     let (status, body) = app
@@ -143,11 +131,7 @@ async fn kiosk_answers_are_validated_against_the_survey() {
         .post(&path, json!({"answers": ok, "metadata": "kiosk-1"}))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        count(&db(&app), "responses"),
-        0,
-        "nothing invalid was stored"
-    );
+    assert_eq!(app.rows("responses"), 0, "nothing invalid was stored");
 }
 
 #[tokio::test]
@@ -184,10 +168,10 @@ async fn a_kiosk_response_is_stored_with_its_event_and_one_delivery_per_matching
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched["answers"], answers);
-    let conn = db(&app);
-    assert_eq!(count(&conn, "events"), 1);
+    let conn = app.db();
+    assert_eq!(app.rows("events"), 1);
     assert_eq!(
-        count(&conn, "deliveries"),
+        app.rows("deliveries"),
         2,
         "one per active webhook subscribed to completions"
     );
@@ -223,7 +207,7 @@ async fn a_failure_while_writing_the_deliveries_leaves_no_response_and_no_event(
     app.create_webhook(&survey, "https://his.example.com/a", json!({}))
         .await;
     // Make the last write of the transaction (the delivery rows) fail.
-    db(&app)
+    app.db()
         .execute_batch("CREATE TRIGGER injected_fault BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'injected fault'); END;")
         .unwrap();
     let (status, answer) = app
@@ -238,12 +222,12 @@ async fn a_failure_while_writing_the_deliveries_leaves_no_response_and_no_event(
         !answer.to_string().contains("injected"),
         "internal causes are not shown"
     );
-    let conn = db(&app);
+    let conn = app.db();
     assert_eq!(
         (
-            count(&conn, "responses"),
-            count(&conn, "events"),
-            count(&conn, "deliveries")
+            app.rows("responses"),
+            app.rows("events"),
+            app.rows("deliveries")
         ),
         (0, 0, 0)
     );
@@ -252,9 +236,9 @@ async fn a_failure_while_writing_the_deliveries_leaves_no_response_and_no_event(
     app.complete_response(&survey, 3).await;
     assert_eq!(
         (
-            count(&conn, "responses"),
-            count(&conn, "events"),
-            count(&conn, "deliveries")
+            app.rows("responses"),
+            app.rows("events"),
+            app.rows("deliveries")
         ),
         (1, 1, 1)
     );

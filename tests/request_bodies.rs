@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{KEY, Receiver, TestApp, spawn_app, spawn_app_with, test_args};
+use common::{KEY, Receiver, TestApp, bad_fields, spawn_app, spawn_app_with, test_args};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -239,18 +239,6 @@ fn wrong_type(schema: &Value) -> Value {
         "string" => json!(12345),
         _ => json!("not the documented type"),
     }
-}
-
-fn bad_fields(answer: &Value) -> Vec<String> {
-    answer["error"]["details"]
-        .as_array()
-        .map(|details| {
-            details
-                .iter()
-                .map(|d| d["field"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 async fn send(

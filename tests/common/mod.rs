@@ -24,6 +24,19 @@ pub use smtp::{Mail, SmtpServer, SmtpTls};
 /// The admin key every test server accepts.
 pub const KEY: &str = "test-admin-key-0123456789";
 
+/// The fields a 4xx answer's `error.details` names (none when it has no details).
+pub fn bad_fields(body: &Value) -> Vec<String> {
+    body["error"]["details"]
+        .as_array()
+        .map(|details| {
+            details
+                .iter()
+                .map(|d| d["field"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Settings for tests: loopback receivers allowed, no rate limits, short timeout.
 pub fn test_args(data_dir: &Path) -> ServeArgs {
     ServeArgs {
@@ -283,6 +296,20 @@ impl Api {
 }
 
 impl TestApp {
+    /// A connection to the app's database, for checking what was stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.data_dir.join("hookd.db")).unwrap()
+    }
+
+    /// Rows in `table` of the app's database.
+    pub fn rows(&self, table: &str) -> i64 {
+        self.db()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    }
+
     /// Stops the server as SIGTERM would and waits for it; keeps the data directory.
     pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {

@@ -38,7 +38,7 @@ async fn an_answer_older_than_24_hours_is_not_replayed_and_the_retention_job_for
     let mut app = app;
     app.stop().await;
     let day_and_a_bit = 25 * 60 * 60 * 1000;
-    db(&app)
+    app.db()
         .execute(
             "UPDATE idempotency_keys SET created_at = created_at - ?1",
             [day_and_a_bit],
@@ -50,7 +50,7 @@ async fn an_answer_older_than_24_hours_is_not_replayed_and_the_retention_job_for
     wait_until(
         "the old answer is purged",
         Duration::from_secs(10),
-        || async { count(&app, "idempotency_keys") == 0 },
+        || async { app.rows("idempotency_keys") == 0 },
     )
     .await;
     let again = post(
@@ -63,7 +63,7 @@ async fn an_answer_older_than_24_hours_is_not_replayed_and_the_retention_job_for
     .await;
     assert_eq!(again.status, StatusCode::CREATED);
     assert!(!again.replayed(), "a key is answered for 24 hours only");
-    assert_eq!(count(&app, "responses"), 2);
+    assert_eq!(app.rows("responses"), 2);
 }
 
 /// Posts `body` twice with the same key: the second answer is the first, replayed.
@@ -119,10 +119,10 @@ async fn every_post_that_changes_something_replays_its_answer_and_changes_it_onc
     .await;
     let status = format!("/api/surveys/{survey}/responses/bulk-status");
     twice(&app, "status", &status, &json!({"contactIds": [contact]})).await;
-    assert_eq!(count(&app, "surveys"), 1);
-    assert_eq!(count(&app, "contacts"), 3);
-    assert_eq!(count(&app, "distributions"), 1);
-    assert_eq!(count(&app, "invitations"), 1);
+    assert_eq!(app.rows("surveys"), 1);
+    assert_eq!(app.rows("contacts"), 3);
+    assert_eq!(app.rows("distributions"), 1);
+    assert_eq!(app.rows("invitations"), 1);
 
     let webhook = app
         .create_webhook(&survey, &receiver.url("/his"), json!({}))
@@ -152,7 +152,8 @@ async fn every_post_that_changes_something_replays_its_answer_and_changes_it_onc
     .await;
     let since = json!({"since": "2020-01-01T00:00:00.000Z"});
     twice(&app, "replay", &format!("{hook}/replay"), &since).await;
-    let retried: i64 = db(&app)
+    let retried: i64 = app
+        .db()
         .query_row(
             "SELECT count(*) FROM audit_log WHERE action = 'delivery.retried'",
             [],

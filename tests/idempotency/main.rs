@@ -14,7 +14,6 @@ use common::{
 };
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use rusqlite::Connection;
 use serde_json::{Value, json};
 
 /// One answer as the client saw it.
@@ -59,16 +58,6 @@ async fn post(
         headers: response.headers().clone(),
         body: response.text().await.unwrap(),
     }
-}
-
-fn db(app: &TestApp) -> Connection {
-    Connection::open(app.data_dir.join("hookd.db")).unwrap()
-}
-
-fn count(app: &TestApp, table: &str) -> i64 {
-    db(app)
-        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
 }
 
 fn kiosk(survey: &str) -> String {
@@ -120,8 +109,8 @@ async fn a_repeated_kiosk_response_gets_the_first_answer_and_is_stored_and_deliv
         || async { receiver.count() >= 1 },
     )
     .await;
-    assert_eq!(count(&app, "responses"), 1);
-    assert_eq!(count(&app, "events"), 1);
+    assert_eq!(app.rows("responses"), 1);
+    assert_eq!(app.rows("events"), 1);
     assert_eq!(app.deliveries(&survey, &webhook).await.len(), 1);
     assert_eq!(receiver.count(), 1);
 }
@@ -178,7 +167,7 @@ async fn the_same_key_for_another_request_is_refused_and_each_api_key_has_its_ow
         !other_key.replayed(),
         "another API key's k-1 is another key"
     );
-    assert_eq!(count(&app, "responses"), 2);
+    assert_eq!(app.rows("responses"), 2);
 }
 
 #[tokio::test]
@@ -247,7 +236,7 @@ async fn kept_answers_survive_a_restart() {
     assert!(again.replayed());
     assert_eq!(again.status, StatusCode::CREATED);
     assert_eq!(again.body, first.body);
-    assert_eq!(count(&app, "responses"), 1);
+    assert_eq!(app.rows("responses"), 1);
 }
 
 /// A survey sent to two contacts; answers the two links' tokens.
@@ -294,8 +283,9 @@ async fn a_respondent_completion_repeated_with_its_key_is_replayed_per_link() {
     let other_link = post(&app, None, Some("save-1"), &format!("/r/{two}"), &complete).await;
     assert_eq!(other_link.status, StatusCode::OK);
     assert!(!other_link.replayed(), "each link has its own keys");
-    assert_eq!(count(&app, "responses"), 2);
-    let stored: String = db(&app)
+    assert_eq!(app.rows("responses"), 2);
+    let stored: String = app
+        .db()
         .query_row(
             "SELECT group_concat(scope) FROM idempotency_keys",
             [],
@@ -319,7 +309,7 @@ async fn a_refusal_is_kept_and_answered_again() {
     assert!(again.replayed());
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(again.body, first.body);
-    assert_eq!(count(&app, "responses"), 0);
+    assert_eq!(app.rows("responses"), 0);
 }
 
 #[tokio::test]
@@ -333,7 +323,7 @@ async fn a_malformed_key_is_refused_and_without_a_key_nothing_changes() {
         assert_eq!(error["error"]["code"], "validation_failed");
         assert_eq!(error["error"]["details"][0]["field"], "Idempotency-Key");
     }
-    assert_eq!(count(&app, "responses"), 0, "a refused key does nothing");
+    assert_eq!(app.rows("responses"), 0, "a refused key does nothing");
     let huge = json!({"answers": {"stars": {"value": 4}}, "metadata": {"x": "x".repeat(1 << 20)}});
     let too_large = post(&app, Some(KEY), Some("huge"), &kiosk(&survey), &huge).await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -347,6 +337,6 @@ async fn a_malformed_key_is_refused_and_without_a_key_nothing_changes() {
     );
     assert!(!one.replayed() && !two.replayed());
     assert_ne!(one.json()["id"], two.json()["id"]);
-    assert_eq!(count(&app, "responses"), 2);
-    assert_eq!(count(&app, "idempotency_keys"), 0);
+    assert_eq!(app.rows("responses"), 2);
+    assert_eq!(app.rows("idempotency_keys"), 0);
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use common::{SmtpServer, SmtpTls, TestApp, spawn_app_with, test_args};
+use common::{SmtpServer, SmtpTls, TestApp, bad_fields, spawn_app_with, test_args};
 
 /// A server that sends email through `smtp` (no rate limit) and, if given, SMS through
 /// `sms_url`.
@@ -104,14 +104,4 @@ async fn message_reaches(
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-/// The field names of a 422's details.
-fn bad_fields(body: &Value) -> Vec<String> {
-    body["error"]["details"]
-        .as_array()
-        .unwrap_or(&Vec::new())
-        .iter()
-        .map(|d| d["field"].as_str().unwrap().to_owned())
-        .collect()
 }

@@ -4,16 +4,7 @@
 use serde_json::json;
 
 use super::{app_with_channels, bad_fields, contact, distribute, smtp, status_of, try_distribute};
-use crate::common::{Receiver, TestApp};
-
-/// Rows of a table in the app's database.
-fn count(app: &TestApp, table: &str) -> i64 {
-    let db = rusqlite::Connection::open(app.data_dir.join("hookd.db")).unwrap();
-    db.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-        row.get(0)
-    })
-    .unwrap()
-}
+use crate::common::Receiver;
 
 #[tokio::test]
 async fn a_contact_without_an_address_for_the_channel_is_named_and_nothing_is_stored() {
@@ -33,7 +24,7 @@ async fn a_contact_without_an_address_for_the_channel_is_named_and_nothing_is_st
             .contains("email address")
     );
     for table in ["distributions", "invitations", "messages", "deliveries"] {
-        assert_eq!(count(&app, table), 0, "{table}");
+        assert_eq!(app.rows(table), 0, "{table}");
     }
 }
 
@@ -87,7 +78,7 @@ async fn templates_must_carry_the_link_and_known_placeholders_and_sms_has_text_o
     .await;
     assert_eq!(status, 422);
     assert_eq!(bad_fields(&body), ["message", "reminders"]);
-    assert_eq!(count(&app, "invitations"), 0);
+    assert_eq!(app.rows("invitations"), 0);
 }
 
 #[tokio::test]
@@ -218,7 +209,7 @@ async fn a_contact_who_asked_not_to_be_contacted_is_invited_but_sent_nothing() {
         .await;
     assert_eq!(bulk["items"][0]["messageStatus"], "skipped");
     assert_eq!(
-        count(&app, "deliveries"),
+        app.rows("deliveries"),
         2,
         "jobs only for the contact who may be contacted: the invitation and its reminder"
     );
@@ -259,5 +250,5 @@ async fn a_contact_who_opts_out_after_the_invitation_gets_no_reminder() {
         .map(|m| m["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["sent", "skipped", "skipped"]);
-    assert_eq!(count(&app, "deliveries"), 1, "the reminders left the queue");
+    assert_eq!(app.rows("deliveries"), 1, "the reminders left the queue");
 }

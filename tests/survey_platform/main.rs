@@ -75,13 +75,8 @@ async fn answer(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) 
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The fields named in a 422's details.
+/// The fields named in a 422's details; the answer must be one.
 fn bad_fields(body: &Value) -> Vec<String> {
     assert_eq!(body["error"]["code"], "validation_failed", "{body}");
-    body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap().to_owned())
-        .collect()
+    common::bad_fields(body)
 }
