@@ -1,9 +1,13 @@
 //! SMS (SPEC §10): the gateway's request, its refusals, and the client rules it shares
 //! with webhooks.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use serde_json::json;
 
-use super::{app_with_channels, contact, distribute, message_reaches, try_distribute};
+use super::{app_with_channels, contact, distribute, message_reaches, status_of, try_distribute};
 use crate::common::{Receiver, Reply, spawn_app_with, test_args};
 
 const TOKEN: &str = "gateway-token-0123456789";
@@ -146,4 +150,100 @@ async fn hookd_message_rate_limit_paces_the_channel() {
         span >= std::time::Duration::from_millis(5 * 1000 / u64::from(RATE) - 50),
         "6 messages at {RATE}/s took {span:?}"
     );
+}
+
+/// Polls the distribution until message `0/0` has had `attempts` attempts; answers it.
+async fn after_attempts(
+    app: &crate::common::TestApp,
+    survey: &str,
+    sent: &serde_json::Value,
+    attempts: u64,
+) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let message = status_of(app, survey, sent).await["invitations"][0]["messages"][0].clone();
+        if message["attempts"].as_u64() >= Some(attempts) {
+            return message;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never {attempts} attempts: {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_redirect_or_hang_is_a_failed_attempt_tried_again() {
+    // The gateway rides the webhook client: a redirect is not followed, and an answer later
+    // than the delivery timeout (2 s in tests) is cut off; both are failed attempts.
+    let gateway = Receiver::start().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    gateway.set_script(move |request, _| {
+        if request.path != "/sms" {
+            return Reply::ok();
+        }
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::status(302).header("location", "/elsewhere"),
+            1 => Reply::ok().after(Duration::from_secs(4)),
+            _ => Reply::ok(),
+        }
+    });
+    let app = app_with_channels(None, Some(gateway.url("/sms"))).await;
+    let survey = app.create_survey().await;
+    let ada = contact(&app, json!({"phone": "+41790000003"})).await;
+    let sent = distribute(&app, &survey, &[&ada], "sms", json!({})).await;
+
+    let redirected = after_attempts(&app, &survey, &sent, 1).await;
+    assert_eq!(redirected["status"], "queued", "{redirected}");
+    assert!(
+        redirected["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("302"),
+        "{redirected}"
+    );
+    let hung = after_attempts(&app, &survey, &sent, 2).await;
+    assert_eq!(hung["status"], "queued", "{hung}");
+    assert!(
+        hung["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out"),
+        "{hung}"
+    );
+    let delivered = message_reaches(&app, &survey, &sent, 0, 0, "sent").await;
+    assert_eq!(delivered["attempts"], 3);
+    let paths: Vec<String> = gateway.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/sms", "/sms", "/sms"],
+        "the redirect was not followed"
+    );
+}
+
+#[tokio::test]
+async fn a_gateway_host_that_resolves_to_a_refused_address_is_blocked_at_connect_time() {
+    let gateway = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_args(dir.path());
+    args.allow_networks = None;
+    args.allow_hosts = Some("localhost".into());
+    args.sms_url = Some(format!("http://localhost:{}/sms", gateway.addr.port()));
+    args.message_rate_limit = Some(0);
+    let app = spawn_app_with(args, Some(dir)).await;
+    let survey = app.create_survey().await;
+    let ada = contact(&app, json!({"phone": "+41790000004"})).await;
+    let sent = distribute(&app, &survey, &[&ada], "sms", json!({})).await;
+    let refused = after_attempts(&app, &survey, &sent, 1).await;
+    assert_eq!(refused["status"], "queued", "tried again later: {refused}");
+    assert!(
+        refused["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no permitted address"),
+        "{refused}"
+    );
+    assert_eq!(gateway.count(), 0, "nothing reached the loopback gateway");
 }
