@@ -343,50 +343,47 @@ impl Api {
             .context("replay answered without `queued`")
     }
 
-    /// The kiosk submission of a completed response. `seq` travels in the response's
-    /// metadata into the event body, so the receiver can tell which request it came from.
-    /// Returns whether it was acknowledged (201).
     /// A completed response whose metadata carries `sentAtUs`, the wall clock taken just
     /// before the request is handed to the client: the client's view of latency starts
     /// there. Answers when the acknowledgement came, in Unix microseconds (`None`: refused).
     pub async fn submit_stamped(&self, survey: &str, seq: u64) -> Option<(i64, i64)> {
-        let url = format!("{}/api/surveys/{survey}/responses", self.base);
         let sent_at = crate::receiver::unix_us();
         let body = format!(
             r#"{{"answers":{{"stars":{{"value":5}}}},"metadata":{{"seq":{seq},"sentAtUs":{sent_at}}}}}"#
         );
-        let response = self
-            .client
-            .post(url)
-            .bearer_auth(KEY)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .ok()?;
+        let response = self.post_response(survey, body).await?;
         let acked = crate::receiver::unix_us();
-        (response.status() == StatusCode::CREATED && response.bytes().await.is_ok())
-            .then_some((sent_at, acked))
+        acknowledged(response).await.then_some((sent_at, acked))
     }
 
+    /// The kiosk submission of a completed response. `seq` travels in the response's
+    /// metadata into the event body, so the receiver can tell which request it came from.
+    /// Returns whether it was acknowledged (201).
     pub async fn submit(&self, survey: &str, seq: u64) -> bool {
         let body = format!(r#"{{"answers":{{"stars":{{"value":5}}}},"metadata":{{"seq":{seq}}}}}"#);
-        let sent = self
-            .client
+        match self.post_response(survey, body).await {
+            Some(response) => acknowledged(response).await,
+            None => false,
+        }
+    }
+
+    /// Posts a response body to `survey`; its answer, unless the request failed.
+    async fn post_response(&self, survey: &str, body: String) -> Option<reqwest::Response> {
+        self.client
             .post(format!("{}/api/surveys/{survey}/responses", self.base))
             .bearer_auth(KEY)
             .header("content-type", "application/json")
             .body(body)
             .send()
-            .await;
-        match sent {
-            // Read the body so the connection goes back to the pool.
-            Ok(response) => {
-                response.status() == StatusCode::CREATED && response.bytes().await.is_ok()
-            }
-            Err(_) => false,
-        }
+            .await
+            .ok()
     }
+}
+
+/// Whether a response's submission was acknowledged (201). Reads the answer, so the
+/// connection goes back to the pool.
+async fn acknowledged(response: reqwest::Response) -> bool {
+    response.status() == StatusCode::CREATED && response.bytes().await.is_ok()
 }
 
 fn id_of(body: &Value) -> anyhow::Result<String> {

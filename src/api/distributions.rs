@@ -205,15 +205,16 @@ async fn quick_distribution(
             return Ok(Err(Refused::Unknown(unknown)));
         }
         let recipients = match &new.messages {
-            Some(_) => messages::recipients(c, &new.contacts)?,
+            Some(plan) => {
+                let recipients = messages::recipients(c, &new.contacts)?;
+                let unreachable = sending::reachable(plan, &asked, &recipients, new.expires_at);
+                if !unreachable.is_empty() {
+                    return Ok(Err(Refused::Unreachable(unreachable)));
+                }
+                recipients
+            }
             None => HashMap::new(),
         };
-        if let Some(plan) = &new.messages {
-            let unreachable = sending::reachable(plan, &asked, &recipients, new.expires_at);
-            if !unreachable.is_empty() {
-                return Ok(Err(Refused::Unreachable(unreachable)));
-            }
-        }
         let (id, issued) = invitations::create_distribution(c, &new, &recipients)?;
         let entry = Entry {
             actor: &actor,

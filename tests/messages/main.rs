@@ -90,17 +90,34 @@ async fn message_reaches(
     m: usize,
     status: &str,
 ) -> Value {
+    message_once(app, survey, distribution, i, m, status, |last| {
+        last["status"] == status
+    })
+    .await
+}
+
+/// Polls the distribution until message `m` of invitation `i` is as `done` wants (`what`
+/// names it for the failure); answers the message.
+async fn message_once(
+    app: &TestApp,
+    survey: &str,
+    distribution: &Value,
+    i: usize,
+    m: usize,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let limit = Duration::from_secs(30);
     let started = std::time::Instant::now();
     loop {
         let body = status_of(app, survey, distribution).await;
         let last = body["invitations"][i]["messages"][m].clone();
-        if last["status"] == status {
+        if done(&last) {
             return last;
         }
         assert!(
             started.elapsed() < limit,
-            "message {i}/{m} never became {status}: {last}"
+            "message {i}/{m} never became {what}: {last}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{app_with_channels, contact, distribute, message_reaches, status_of, try_distribute};
+use super::{
+    app_with_channels, contact, distribute, message_once, message_reaches, try_distribute,
+};
 use crate::common::{Receiver, Reply, spawn_app_with, test_args};
 
 const TOKEN: &str = "gateway-token-0123456789";
@@ -67,13 +69,13 @@ async fn an_sms_goes_to_the_gateway_as_json_with_its_token_and_the_message_id_as
 #[tokio::test]
 async fn a_gateway_4xx_fails_at_once_and_a_429_is_tried_again() {
     let gateway = Receiver::start().await;
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
     let seen = calls.clone();
     gateway.set_script(move |request, _| {
         let to = request.json()["to"].as_str().unwrap_or("").to_owned();
         match to.as_str() {
             "+41790000001" => Reply::status(400).body("unknown number"),
-            _ if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+            _ if seen.fetch_add(1, Ordering::SeqCst) == 0 => {
                 Reply::status(429).header("retry-after", "1")
             }
             _ => Reply::ok(),
@@ -159,18 +161,11 @@ async fn after_attempts(
     sent: &serde_json::Value,
     attempts: u64,
 ) -> serde_json::Value {
-    let started = std::time::Instant::now();
-    loop {
-        let message = status_of(app, survey, sent).await["invitations"][0]["messages"][0].clone();
-        if message["attempts"].as_u64() >= Some(attempts) {
-            return message;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never {attempts} attempts: {message}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let what = format!("{attempts} attempts");
+    message_once(app, survey, sent, 0, 0, &what, |message| {
+        message["attempts"].as_u64() >= Some(attempts)
+    })
+    .await
 }
 
 #[tokio::test]

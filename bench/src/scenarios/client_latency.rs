@@ -24,6 +24,10 @@ use crate::server::{DeliveryOrder, Server};
 pub const DEFAULT_SIZE: u64 = 60;
 const RATES: [u64; 2] = [500, 1000];
 
+/// Per request, in order: when it was stamped and when its acknowledgement came (Unix µs),
+/// or `None` if it was refused.
+type Stamps = Arc<Mutex<Vec<Option<(i64, i64)>>>>;
+
 pub async fn run(options: &Options) -> anyhow::Result<Vec<Report>> {
     let seconds = options.size_or(DEFAULT_SIZE).max(2);
     let mut reports = Vec::new();
@@ -41,7 +45,7 @@ async fn one_rate(options: &Options, rate: u64, seconds: u64) -> anyhow::Result<
     let (survey, _) =
         survey_with_webhooks(&server.api, [receiver.ok_url(0)], DeliveryOrder::Concurrent).await?;
 
-    let stamps: Arc<Mutex<Vec<Option<(i64, i64)>>>> = Arc::new(Mutex::new(vec![None; n as usize]));
+    let stamps: Stamps = Arc::new(Mutex::new(vec![None; n as usize]));
     let cpu = CpuMeter::start(&server);
     let started = std::time::Instant::now();
     let bar = load::bar(options.progress, n, &format!("sending at {rate}/s"));
