@@ -2,7 +2,9 @@
 //!
 //! The actor claims due deliveries (at most `max_in_flight` at once, one for a FIFO
 //! webhook, so the same delivery is never in flight twice), sends each on its own task,
-//! and hands each outcome to the store's group commit without waiting for it. Between
+//! and hands each outcome to the store's group commit without waiting for it; while more
+//! is due than it had room for, the job that writes outcomes also claims what they make
+//! room for, so a busy webhook pays one commit per round instead of two. Between
 //! claims it sleeps until the next delivery falls due, and a [`WebhookMsg::Wake`] rouses it
 //! at once when new deliveries are queued. Claims, sends, records and releases report back
 //! as notices, so the actor never blocks on I/O and always knows exactly which claims it
@@ -346,9 +348,17 @@ impl ActorState {
     }
 
     /// Claims as many due deliveries as there are free slots, unless a claim is under way.
+    /// With outcomes waiting and no record job under way, the claim rides in their job.
     fn claim(&mut self, me: &ActorRef<WebhookMsg>) {
         if self.stopping {
             return;
+        }
+        if !self.claiming && self.recording.is_empty() && !self.unrecorded.is_empty() {
+            self.rewake = true;
+            self.flush_records(me);
+            if self.claiming {
+                return;
+            }
         }
         let free = self.room();
         if self.claiming || free == 0 {

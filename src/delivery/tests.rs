@@ -60,8 +60,8 @@ struct Scene {
 impl Scene {
     async fn start(url: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &crate::telemetry::Telemetry::new()).unwrap();
         let telemetry = Telemetry::new();
+        let store = Store::open(dir.path(), &telemetry).unwrap();
         let policy = NetworkPolicy {
             allow_http: true,
             allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
@@ -146,15 +146,29 @@ impl Scene {
     }
 
     fn succeeded(&self) -> i64 {
+        self.with_status("succeeded")
+    }
+
+    fn with_status(&self, status: &str) -> i64 {
         self.store
             .connection()
             .unwrap()
             .query_row(
-                "SELECT count(*) FROM deliveries WHERE status = 'succeeded'",
-                [],
+                "SELECT count(*) FROM deliveries WHERE status = ?1",
+                [status],
                 |r| r.get(0),
             )
             .unwrap()
+    }
+
+    /// Jobs the store's writer has committed so far (`hookd_writer_batch_jobs_sum`).
+    fn writer_jobs(&self) -> u64 {
+        let metrics = self.telemetry.render();
+        let sum = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("hookd_writer_batch_jobs_sum "))
+            .expect("the writer's job histogram is rendered");
+        sum.parse().unwrap()
     }
 }
 
@@ -213,4 +227,45 @@ async fn claims_in_flight_when_an_actor_panics_are_sent_again_by_its_successor()
         6,
         "each sent once more, no more"
     );
+}
+
+#[tokio::test]
+async fn a_busy_webhook_claims_its_next_deliveries_in_the_commit_that_records_its_last() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (url, received) = receiver(gate.clone()).await;
+    let scene = Scene::start(&url).await;
+    for _ in 0..20 {
+        scene.emit().await;
+    }
+    // Four in flight (held at the receiver) and four more claimed: the actor's whole room.
+    wait_for("a full room of claims", || {
+        received.load(Ordering::SeqCst) == 4 && scene.with_status("delivering") == 8
+    })
+    .await;
+
+    // One answer at a time: each outcome's record is one writer job, and the claim of the
+    // delivery that takes its place rides in it rather than in a job of its own.
+    let before = scene.writer_jobs();
+    let rounds = 10;
+    for round in 1..=rounds {
+        gate.add_permits(1);
+        wait_for("the answer recorded and the next request sent", || {
+            scene.succeeded() == round && received.load(Ordering::SeqCst) == 4 + round as usize
+        })
+        .await;
+    }
+    wait_for("the room filled again", || {
+        scene.with_status("delivering") == 8
+    })
+    .await;
+    // One job per round, and one to spare: the writer counts a batch just after answering
+    // it, so the last claim before `before` may be counted after it. Without the claims
+    // riding in the record jobs, ten rounds take about twenty jobs.
+    let jobs = scene.writer_jobs() - before;
+    assert!(
+        jobs <= rounds as u64 + 1,
+        "{jobs} writer jobs for {rounds} outcomes and as many claims"
+    );
+    gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    wait_for("every delivery sent", || scene.succeeded() == 20).await;
 }

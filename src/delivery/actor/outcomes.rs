@@ -10,7 +10,6 @@ use super::{ActorState, RECORD_RETRY, Recorded, WebhookMsg};
 use crate::delivery::client::AttemptReport;
 use crate::delivery::supervisor::SupervisorMsg;
 use crate::delivery::{attempt_record, next_step};
-use crate::domain::DeliveryOrder;
 use crate::domain::time::{Millis, now_ms};
 use crate::store::claims::{self, Claim, ClaimedDelivery, ExpiredClaim};
 use crate::store::deliveries::{self, AttemptRecord, NextStep};
@@ -94,20 +93,17 @@ impl ActorState {
 
     /// Hands every waiting outcome to the store in one job, unless a job is under way (its
     /// notice flushes what arrived meanwhile) or the store refused the last one and a retry
-    /// is scheduled. A FIFO webhook with nothing else out claims its next head in the same
-    /// job: one commit per delivery instead of two.
+    /// is scheduled. The job also claims what its outcomes make room for
+    /// ([`Self::claim_in_record_job`]), so a busy webhook pays one commit per round of
+    /// deliveries instead of two.
     pub(super) fn flush_records(&mut self, me: &ActorRef<WebhookMsg>) {
         if !self.recording.is_empty() || self.unrecorded.is_empty() || self.record_retry_pending {
             return;
         }
         let records = std::mem::take(&mut self.unrecorded);
+        let claim = self.claim_in_record_job();
         self.recording = records.iter().map(AttemptRecord::claim).collect();
-        let claim_next = self.is_fifo()
-            && !self.stopping
-            && !self.claiming
-            && self.in_flight.0.is_empty()
-            && self.queued.is_empty();
-        if claim_next {
+        if claim > 0 {
             self.claiming = true;
             self.claiming_with_records = true;
             self.rewake = false;
@@ -117,20 +113,21 @@ impl ActorState {
             self.ctx.auto_disable_after,
             me.clone(),
         );
-        let (webhook_id, lease) = (self.webhook.id, self.ctx.lease_until(now_ms()));
+        let (webhook_id, ordering) = (self.webhook.id, self.webhook.ordering);
+        let lease = self.ctx.lease_until(now_ms());
         tokio::spawn(async move {
             let job_records = records.clone();
             let result = store
                 .write_relaxed(move |conn| {
                     let effect = deliveries::record_attempts(conn, &job_records, limit, now_ms())?;
-                    let claimed = if claim_next && !effect.webhook_disabled {
+                    let claimed = if claim > 0 && !effect.webhook_disabled {
                         Some(claims::claim_due(
                             conn,
                             webhook_id,
-                            DeliveryOrder::Fifo,
+                            ordering,
                             now_ms(),
                             lease,
-                            1,
+                            claim,
                         )?)
                     } else {
                         None
@@ -146,6 +143,18 @@ impl ActorState {
                 .map_err(|error| (error.to_string(), records));
             let _ = me.cast(WebhookMsg::Recorded(result));
         });
+    }
+
+    /// How many deliveries the record job about to start claims in its own commit: the room
+    /// left once its outcomes are written (they are taken off `unrecorded` already and not
+    /// yet counted as `recording`). A FIFO webhook with nothing else out claims its next
+    /// head there; a concurrent one claims while it has found more due than it had room
+    /// for (`rewake`). None while a claim is under way or the actor is stopping.
+    fn claim_in_record_job(&self) -> u32 {
+        if self.stopping || self.claiming || !(self.is_fifo() || self.rewake) {
+            return 0;
+        }
+        self.room()
     }
 
     /// A record job's notice. Outcomes the store refused are kept and written again after
