@@ -172,6 +172,18 @@ impl Scene {
     }
 }
 
+/// A scene whose receiver holds every request until its gate gives permits, with `events`
+/// events emitted.
+async fn held_scene(events: usize) -> (Arc<Semaphore>, Arc<AtomicUsize>, Scene) {
+    let gate = Arc::new(Semaphore::new(0));
+    let (url, received) = receiver(gate.clone()).await;
+    let scene = Scene::start(&url).await;
+    for _ in 0..events {
+        scene.emit().await;
+    }
+    (gate, received, scene)
+}
+
 #[tokio::test]
 async fn a_panicking_delivery_actor_is_restarted_and_its_deliveries_still_go_out() {
     let gate = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS / 2));
@@ -195,12 +207,7 @@ async fn a_panicking_delivery_actor_is_restarted_and_its_deliveries_still_go_out
 
 #[tokio::test]
 async fn claims_in_flight_when_an_actor_panics_are_sent_again_by_its_successor() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (url, received) = receiver(gate.clone()).await;
-    let scene = Scene::start(&url).await;
-    for _ in 0..3 {
-        scene.emit().await;
-    }
+    let (gate, received, scene) = held_scene(3).await;
     wait_for("three attempts held at the receiver", || {
         received.load(Ordering::SeqCst) == 3
     })
@@ -214,14 +221,7 @@ async fn claims_in_flight_when_an_actor_panics_are_sent_again_by_its_successor()
     })
     .await;
     gate.add_permits(Semaphore::MAX_PERMITS / 2);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while scene.succeeded() < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for the records"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for("the records", || scene.succeeded() >= 3).await;
     assert_eq!(
         received.load(Ordering::SeqCst),
         6,
@@ -231,12 +231,7 @@ async fn claims_in_flight_when_an_actor_panics_are_sent_again_by_its_successor()
 
 #[tokio::test]
 async fn a_busy_webhook_claims_its_next_deliveries_in_the_commit_that_records_its_last() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (url, received) = receiver(gate.clone()).await;
-    let scene = Scene::start(&url).await;
-    for _ in 0..20 {
-        scene.emit().await;
-    }
+    let (gate, received, scene) = held_scene(20).await;
     // Four in flight (held at the receiver) and four more claimed: the actor's whole room.
     wait_for("a full room of claims", || {
         received.load(Ordering::SeqCst) == 4 && scene.with_status("delivering") == 8
