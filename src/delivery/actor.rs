@@ -348,21 +348,16 @@ impl ActorState {
     }
 
     /// Claims as many due deliveries as there are free slots, unless a claim is under way.
-    /// With outcomes waiting and no record job under way, the claim rides in their job.
+    /// With outcomes waiting to be written, the claim rides in their job
+    /// ([`Self::flush_records`]). A claim that cannot start now leaves `rewake` set.
     fn claim(&mut self, me: &ActorRef<WebhookMsg>) {
         if self.stopping {
             return;
         }
-        if !self.claiming && self.recording.is_empty() && !self.unrecorded.is_empty() {
-            self.rewake = true;
-            self.flush_records(me);
-            if self.claiming {
-                return;
-            }
-        }
+        self.rewake = true;
+        self.flush_records(me);
         let free = self.room();
         if self.claiming || free == 0 {
-            self.rewake = true;
             return;
         }
         self.claiming = true;
