@@ -19,9 +19,9 @@ try:
     os.fsync(fd)
     started, n, times = time.time(), 0, []
     while time.time() - started < secs:
-        due = started + n / rate
-        if due > time.time():
-            time.sleep(due - time.time())
+        wait = started + n / rate - time.time()
+        if wait > 0:
+            time.sleep(wait)
         at = time.time()
         os.pwrite(fd, b"p" * 4096, (n % 1000) * 4096)
         os.fdatasync(fd)
