@@ -1,4 +1,4 @@
--- hookd schema, version 4.
+-- hookd schema, version 10.
 --
 -- This file is the current schema: a new database is created from it by
 -- `src/store/migrate.rs`, which records its version in `PRAGMA user_version`. A database
@@ -306,3 +306,12 @@ CREATE TABLE idempotency_keys (
 );
 -- Retention: the oldest answers first.
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+-- The readiness probe's row (SPEC §8): while a write has failed for want of disk,
+-- `/readyz` rewrites `probed_at` to see whether the disk takes writes again. A commit that
+-- changed no row proves nothing (it needs no space), so the probe changes one.
+CREATE TABLE write_probe (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    probed_at  INTEGER NOT NULL
+);
+INSERT INTO write_probe (id, probed_at) VALUES (1, 0);

@@ -22,6 +22,7 @@ const UPGRADES: &[&str] = &[
     include_str!("migrations/007_finished_counts.sql"),
     include_str!("migrations/008_finished_counts_by_the_store.sql"),
     include_str!("migrations/009_messages.sql"),
+    include_str!("migrations/010_write_probe.sql"),
 ];
 
 /// The version `schema.sql` describes.

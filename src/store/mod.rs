@@ -266,13 +266,13 @@ impl Store {
         self.writer.last_minute()
     }
 
-    /// Tries a write that needs the disk: a commit that appends a page to the WAL (the
-    /// database header, rewritten unchanged) and syncs it. Succeeding clears a noted fault
-    /// when no client has written since the disk came back.
+    /// Tries a write that needs the disk: a commit that changes the one row of
+    /// `write_probe`, which appends a page to the WAL and syncs it. Succeeding clears a noted
+    /// fault when no client has written since the disk came back.
     pub async fn probe_write(&self) -> Result<()> {
         self.write(|conn| {
-            let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-            conn.pragma_update(None, "user_version", version)?;
+            conn.prepare_cached("UPDATE write_probe SET probed_at = ?1 WHERE id = 1")?
+                .execute([crate::domain::time::now_ms()])?;
             Ok(())
         })
         .await

@@ -44,7 +44,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::Checkpointer;
-use super::health::{Health, Part};
+use super::health::{HEADROOM, Health, Part};
 use super::{Result, StoreError};
 use timing::Batch;
 pub use timing::{WriterMinute, WriterTimings};
@@ -106,7 +106,10 @@ impl Writer {
         // bench measured the default faster on every figure, at half the memory (README,
         // "Performance"). The hot index pages fit, and the others come from the OS's cache.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 16384;")?;
-        let health = Arc::new(Health::default());
+        let health = Arc::new(match conn.path() {
+            Some(file) => Health::watching(file.into(), HEADROOM),
+            None => Health::default(),
+        });
         let checkpointer =
             Checkpointer::start(checkpoint_conn, health.clone()).map_err(|source| {
                 StoreError::DataDir {
@@ -261,9 +264,13 @@ fn commit_batch(
     if batch.is_empty() {
         return None;
     }
+    let changes = conn.total_changes();
     let commit = run_batch(conn, batch, level);
     match &commit {
-        Ok(_) => health.note(Part::Writer, Ok(())),
+        // Only a commit that wrote shows the disk can take writes: one that changed nothing
+        // (an empty claim, a lookup) needs no space and goes through on a full disk.
+        Ok(_) if conn.total_changes() > changes => health.note(Part::Writer, Ok(())),
+        Ok(_) => {}
         Err(error) => {
             // A failed COMMIT may leave the transaction open (SQLite rolls back by itself
             // only on some errors); the next batch needs a clean connection either way.

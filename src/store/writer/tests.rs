@@ -203,5 +203,39 @@ async fn a_probe_write_commits_a_change_that_other_connections_see() {
     let before = version(&other);
     store.probe_write().await.unwrap();
     assert_ne!(version(&other), before);
+    // And it changes a row: only a commit that changed one clears a noted fault.
+    let probed: i64 = other
+        .query_row("SELECT probed_at FROM write_probe", [], |r| r.get(0))
+        .unwrap();
+    assert!(probed > 0);
     store.close().await;
+}
+
+#[test]
+fn only_a_commit_that_wrote_clears_a_storage_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open_pool(dir.path()).unwrap();
+    let conn = pool.get().unwrap();
+    let health = Health::default();
+    health.note(
+        super::super::health::Part::Writer,
+        Err(&"disk full" as &dyn std::fmt::Display),
+    );
+
+    // A batch that changed nothing (an empty claim) commits on a full disk too.
+    let (reply, _) = oneshot::channel::<super::Result<()>>();
+    let nothing = Closure::new(
+        Durability::Relaxed,
+        |_: &rusqlite::Connection| Ok(()),
+        reply,
+    );
+    commit_batch(&conn, &mut vec![Box::new(nothing)], &mut None, &health);
+    assert!(
+        !health.writable(),
+        "a commit that wrote nothing proves nothing"
+    );
+
+    let (wrote, _) = scripted(Then::Succeed);
+    commit_batch(&conn, &mut vec![wrote], &mut None, &health);
+    assert!(health.writable(), "a commit that wrote clears the fault");
 }
