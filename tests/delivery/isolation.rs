@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::WAIT;
-use crate::common::{Receiver, Reply, spawn_app, spawn_app_with, test_args, wait_until};
+use crate::common::{Gate, Receiver, Reply, spawn_app, spawn_app_with, test_args, wait_until};
 
 #[tokio::test]
 async fn a_slow_webhook_does_not_delay_another() {
@@ -179,8 +179,15 @@ async fn a_webhook_never_has_more_attempts_in_flight_than_its_bound_nor_one_deli
 #[tokio::test]
 async fn many_webhooks_on_one_host_share_its_in_flight_bound() {
     // 2 surveys x 10 webhooks x 16 in flight would be 320 requests at once to one host.
-    let app = spawn_app().await;
-    let receiver = Receiver::scripted(|_, _| Reply::ok().after(Duration::from_millis(1500))).await;
+    // Every request is held until the host's bound is full, so the bound is reached however
+    // slowly the scene is set up; then the rest must wait for a slot, not fail.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = test_args(dir.path());
+    args.delivery_timeout_ms = Some(120_000);
+    let app = spawn_app_with(args, Some(dir)).await;
+    let gate = Gate::new();
+    let held = gate.clone();
+    let receiver = Receiver::scripted(move |_, _| Reply::ok().held(&held)).await;
     for s in 0..2 {
         let survey = app.create_survey().await;
         for w in 0..10 {
@@ -191,13 +198,19 @@ async fn many_webhooks_on_one_host_share_its_in_flight_bound() {
             app.complete_response(&survey, stars % 5 + 1).await;
         }
     }
-    wait_until("all 320 delivered", Duration::from_secs(30), || async {
+    let bound = hookd::delivery::client::MAX_IN_FLIGHT_PER_HOST;
+    wait_until("the host's bound is full", WAIT, || async {
+        receiver.count() >= bound
+    })
+    .await;
+    gate.open();
+    wait_until("all 320 delivered", WAIT, || async {
         receiver.count() >= 320
     })
     .await;
     assert_eq!(
         receiver.max_concurrent(),
-        hookd::delivery::client::MAX_IN_FLIGHT_PER_HOST,
+        bound,
         "the host's bound is reached and never passed"
     );
     assert!(
