@@ -2,6 +2,7 @@
 //!
 //! Handlers, actors and the store only see these types. Nothing here does I/O.
 
+pub mod email;
 pub mod ids;
 pub mod message;
 pub mod role;

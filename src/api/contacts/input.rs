@@ -128,20 +128,10 @@ fn external_id(text: String) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// A plausible address: one `@` between a non-empty local part and a domain with a dot,
-/// no spaces. Deliverability is the mail gateway's business.
+/// An address hookd can send to ([`crate::domain::email::is_address`]), trimmed.
 fn email(text: String) -> Result<String, String> {
     let text = text.trim();
-    let valid = text.len() <= 320
-        && !text.contains(char::is_whitespace)
-        && text.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
-    if valid {
+    if crate::domain::email::is_address(text) {
         Ok(text.to_owned())
     } else {
         Err("is not an email address".into())
@@ -183,19 +173,12 @@ mod tests {
     }
 
     #[test]
-    fn emails_need_a_local_part_and_a_domain() {
+    fn emails_are_trimmed_and_checked_as_the_mailer_will_take_them() {
         assert_eq!(
             email(" Ada@Example.org ".into()).unwrap(),
             "Ada@Example.org"
         );
-        for wrong in [
-            "ada",
-            "@example.org",
-            "ada@",
-            "a b@x.org",
-            "ada@x@y.org",
-            "ada@org",
-        ] {
+        for wrong in ["ada", "ada@org", "a b@x.org", "ada;x@clinic.example"] {
             assert!(email(wrong.into()).is_err(), "{wrong}");
         }
     }
