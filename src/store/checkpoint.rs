@@ -73,7 +73,9 @@ struct WalProgress {
 
 impl WalProgress {
     /// Whether a checkpoint that left `log` frames in the WAL, `folded` of them folded in,
-    /// folded in any since the last one (a WAL restarted from its start counts anew).
+    /// folded in any since the last one. A WAL restarted from its start counts anew, unless
+    /// it came back to exactly the last counts: that pass is missed, and the next commit
+    /// changes them.
     fn moved(&mut self, log: i64, folded: i64) -> bool {
         let moved = folded > 0 && (log, folded) != self.last;
         self.last = (log, folded);

@@ -2,7 +2,7 @@
 
 use tokio::sync::oneshot;
 
-use super::super::health::Health;
+use super::super::health::{Health, Part};
 use super::super::{Store, StoreError, open_pool};
 use super::{
     BUSY, Closure, Command, Durability, Job, MAX_BATCH, Queue, RELAXED_BESIDE_DURABLE, commit_batch,
@@ -217,10 +217,7 @@ fn only_a_commit_that_wrote_clears_a_storage_fault() {
     let pool = open_pool(dir.path()).unwrap();
     let conn = pool.get().unwrap();
     let health = Health::default();
-    health.note(
-        super::super::health::Part::Writer,
-        Err(&"disk full" as &dyn std::fmt::Display),
-    );
+    health.note(Part::Writer, Err(&"disk full" as &dyn std::fmt::Display));
 
     // A batch that changed nothing (an empty claim) commits on a full disk too.
     let (reply, _) = oneshot::channel::<super::Result<()>>();
