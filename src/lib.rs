@@ -122,6 +122,7 @@ pub async fn run(
         telemetry: telemetry.clone(),
         auto_disable_after: config.auto_disable_after,
         max_in_flight: config.max_in_flight,
+        spare_slots: delivery::window::SpareSlots::new(config.max_in_flight.get() as usize),
         delivery_timeout: config.delivery_timeout,
         network: config.network.clone(),
         mailer,

@@ -61,10 +61,11 @@ async fn every_event_is_delivered_after_a_sigkill_with_500_in_flight() {
     let requests = receiver.count();
     let distinct_deliveries = receiver.per_delivery().len();
     assert_eq!(distinct_deliveries, EVENTS, "one delivery per event");
-    // A claim counts against the actor's room until its outcome is written: at most twice
-    // HOOKD_MAX_IN_FLIGHT (16 by default) deliveries were claimed and unrecorded at the kill.
+    // A claim counts against the actor's window until its outcome is written; a webhook alone
+    // in a burst may borrow up to the claim budget, 8 × HOOKD_MAX_IN_FLIGHT (16 by default),
+    // so at most that many deliveries were claimed and unrecorded at the kill.
     assert!(
-        requests - EVENTS <= 2 * 16,
+        requests - EVENTS <= 8 * 16,
         "duplicates are bounded by what was in flight: {} of {requests}",
         requests - EVENTS
     );
@@ -185,6 +186,7 @@ async fn every_queued_email_is_sent_after_a_sigkill_and_only_those_in_flight_twi
         .map(|m| m.rcpt_tos[0].clone())
         .collect();
     assert_eq!(recipients.len(), CONTACTS, "one email per contact");
+    // A message channel never borrows beyond its own window (twice HOOKD_MAX_IN_FLIGHT).
     assert!(
         all - CONTACTS <= 2 * 16,
         "resent at most what was claimed and unrecorded at the kill: {} of {all}",

@@ -1,7 +1,8 @@
 //! One delivery actor per active webhook: it owns that webhook's schedule.
 //!
-//! The actor claims due deliveries (at most `max_in_flight` at once, one for a FIFO
-//! webhook, so the same delivery is never in flight twice), sends each on its own task,
+//! The actor claims due deliveries (within its claim window, [`super::window`]), sends them
+//! (at most `max_in_flight` at once, one for a FIFO webhook, so the same delivery is never
+//! in flight twice), each on its own task,
 //! and hands each outcome to the store's group commit without waiting for it; while more
 //! is due than it had room for, the job that writes outcomes also claims what they make
 //! room for, so a busy webhook pays one commit per round instead of two. Between
@@ -28,6 +29,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use super::DeliveryContext;
 use super::client::{AttemptReport, Route};
 use super::supervisor::SupervisorMsg;
+use super::window::{Loan, own_window};
 use crate::domain::time::{Millis, now_ms};
 use crate::domain::{DeliveryId, DeliveryOrder, Queue};
 use crate::store::claims::{self, Claim, Claimed, ClaimedDelivery, ExpiredClaim};
@@ -135,6 +137,12 @@ pub struct ActorState {
     queued: VecDeque<ClaimedDelivery>,
     /// A claim is under way; wakes meanwhile set `rewake` instead of claiming again.
     claiming: bool,
+    /// How many deliveries the claim under way (or the last one) asked for.
+    asked: u32,
+    /// The last claim found as many due as it asked for: more are probably waiting.
+    backlog: bool,
+    /// Claim slots borrowed beyond the own window while `backlog` lasts.
+    loan: Loan,
     /// That claim rides in the record job under way (FIFO).
     claiming_with_records: bool,
     rewake: bool,
@@ -185,6 +193,7 @@ impl Actor for WebhookActor {
             ))),
             _ => None,
         };
+        let loan = Loan::new(ctx.spare_slots.clone());
         Ok(ActorState {
             pace,
             ctx,
@@ -194,6 +203,9 @@ impl Actor for WebhookActor {
             in_flight: InFlight::default(),
             queued: VecDeque::new(),
             claiming: false,
+            asked: 0,
+            backlog: false,
+            loan,
             claiming_with_records: false,
             rewake: false,
             unrecorded: Vec::new(),
@@ -255,6 +267,7 @@ impl Actor for WebhookActor {
             #[cfg(test)]
             WebhookMsg::Panic => panic!("delivery actor panicked on request"),
         }
+        state.fit_loan(); // a backlog that ended returns its slots even to an idle actor
         if state.stopping && state.is_idle() {
             for reply in state.drained.drain(..) {
                 let _ = reply.send(());
@@ -313,22 +326,40 @@ impl ActorState {
         }
     }
 
-    /// Claims this actor may still take: twice its in-flight limit (a prefetch), one for a
-    /// FIFO webhook (which never claims ahead: the next head is known only after this one).
-    /// A claim counts until its outcome is written, so a crash can resend at most that
-    /// many deliveries of a webhook (an attempt answered but not yet recorded is sent
-    /// again), and an engine whose records lag behind claims no further ahead.
-    fn room(&self) -> u32 {
-        let held = self.in_flight.0.len()
-            + self.queued.len()
-            + self.recording.len()
-            + self.unrecorded.len();
-        let limit = if self.is_fifo() {
+    /// Claims this actor holds: a claim counts until its outcome is written, so a crash can
+    /// resend at most that many deliveries of a webhook (an attempt answered but not yet
+    /// recorded is sent again), and an engine whose records lag behind claims no further
+    /// ahead.
+    fn held(&self) -> usize {
+        self.in_flight.0.len() + self.queued.len() + self.recording.len() + self.unrecorded.len()
+    }
+
+    /// Claims this actor may hold of its own: twice its in-flight limit (a prefetch), one
+    /// for a FIFO webhook (which never claims ahead: the next head is known only after this
+    /// one).
+    fn own_window(&self) -> usize {
+        if self.is_fifo() {
             1
         } else {
-            2 * self.max_in_flight()
-        };
-        limit.saturating_sub(held) as u32
+            own_window(self.max_in_flight())
+        }
+    }
+
+    /// Claims this actor may still take: its window and its loan, less what it holds.
+    fn room(&self) -> u32 {
+        (self.own_window() + self.loan.slots()).saturating_sub(self.held()) as u32
+    }
+
+    /// Sizes the loan of spare slots to the backlog. Only a concurrent webhook borrows:
+    /// a FIFO one sends one at a time anyway, and a message channel, paced, keeps the
+    /// bound SPEC §10 gives its crash (what was in flight).
+    fn fit_loan(&mut self) {
+        let may_borrow = !self.is_fifo() && self.webhook.id.queue() == Queue::Webhook;
+        let wanted = self.backlog && may_borrow && !self.stopping;
+        let held = self.held();
+        let busy = may_borrow && held > 0;
+        self.loan
+            .fit(busy, wanted, held.saturating_sub(self.own_window()));
     }
 
     fn reconfigure(&mut self, me: &ActorRef<WebhookMsg>, webhook: Webhook) {
@@ -356,11 +387,19 @@ impl ActorState {
         }
         self.rewake = true;
         self.flush_records(me);
+        self.fit_loan();
+        if !self.claiming && self.room() == 0 {
+            // Asked to claim with a full window: what woke it found no room, a backlog
+            // (no claim can find out while the window stays full).
+            self.backlog = true;
+            self.fit_loan();
+        }
         let free = self.room();
         if self.claiming || free == 0 {
             return;
         }
         self.claiming = true;
+        self.asked = free;
         self.rewake = false;
         let (store, webhook_id, ordering) = (
             self.ctx.store.clone(),
@@ -393,7 +432,8 @@ impl ActorState {
             self.release(me, claimed.iter().map(ClaimedDelivery::claim).collect());
             return;
         }
-        if !claimed.is_empty() && claimed.len() as u32 >= self.room() {
+        self.backlog = !claimed.is_empty() && claimed.len() as u32 >= self.asked;
+        if self.backlog {
             self.rewake = true; // a full batch: more may be due
         }
         self.queued.extend(claimed);

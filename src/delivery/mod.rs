@@ -12,8 +12,10 @@ pub mod mail;
 pub mod retry;
 pub mod signing;
 pub mod supervisor;
+pub mod window;
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngExt;
@@ -31,7 +33,8 @@ use client::{AttemptReport, RequestStyle, Route, Sender, Target};
 /// Added to twice the delivery timeout to make a claim's lease.
 const LEASE_MARGIN_MS: Millis = 10_000;
 
-/// What every delivery actor shares: read-only settings and handles, no shared mutable state.
+/// What every delivery actor shares: read-only settings and handles, and one pool of spare
+/// claim slots (the actors' only shared count, lent and returned through [`window::Loan`]).
 #[derive(Clone)]
 pub struct DeliveryContext {
     pub store: Store,
@@ -41,6 +44,8 @@ pub struct DeliveryContext {
     pub auto_disable_after: u32,
     /// Attempts one webhook may have in flight.
     pub max_in_flight: NonZeroU32,
+    /// The claim slots busy webhooks borrow beyond their own windows.
+    pub spare_slots: Arc<window::SpareSlots>,
     /// Per-attempt timeout; also bounds how long a claim is leased.
     pub delivery_timeout: Duration,
     /// The SSRF policy, to parse stored URLs again with today's configuration.

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use super::DeliveryContext;
 use super::client::Sender;
 use super::engine::Engine;
+use super::window::SpareSlots;
 use crate::domain::ssrf::NetworkPolicy;
 use crate::domain::survey::Question;
 use crate::domain::time::now_ms;
@@ -55,10 +56,16 @@ struct Scene {
     engine: Engine,
     telemetry: Telemetry,
     webhook: Webhook,
+    spare_slots: Arc<SpareSlots>,
 }
 
 impl Scene {
+    /// A scene whose webhook may have 4 attempts in flight, with the default claim budget.
     async fn start(url: &str) -> Self {
+        Self::start_with(url, SpareSlots::new(4)).await
+    }
+
+    async fn start_with(url: &str, spare_slots: Arc<SpareSlots>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let telemetry = Telemetry::new();
         let store = Store::open(dir.path(), &telemetry).unwrap();
@@ -79,6 +86,7 @@ impl Scene {
             telemetry: telemetry.clone(),
             auto_disable_after: 10,
             max_in_flight: NonZeroU32::new(4).unwrap(),
+            spare_slots: spare_slots.clone(),
             delivery_timeout: Duration::from_secs(5),
             network: policy.clone(),
             mailer: None,
@@ -115,6 +123,7 @@ impl Scene {
             engine,
             telemetry,
             webhook,
+            spare_slots,
         }
     }
 
@@ -175,9 +184,16 @@ impl Scene {
 /// A scene whose receiver holds every request until its gate gives permits, with `events`
 /// events emitted.
 async fn held_scene(events: usize) -> (Arc<Semaphore>, Arc<AtomicUsize>, Scene) {
+    held_scene_with(events, SpareSlots::new(4)).await
+}
+
+async fn held_scene_with(
+    events: usize,
+    spare_slots: Arc<SpareSlots>,
+) -> (Arc<Semaphore>, Arc<AtomicUsize>, Scene) {
     let gate = Arc::new(Semaphore::new(0));
     let (url, received) = receiver(gate.clone()).await;
-    let scene = Scene::start(&url).await;
+    let scene = Scene::start_with(&url, spare_slots).await;
     for _ in 0..events {
         scene.emit().await;
     }
@@ -230,8 +246,29 @@ async fn claims_in_flight_when_an_actor_panics_are_sent_again_by_its_successor()
 }
 
 #[tokio::test]
+async fn a_webhook_alone_with_a_backlog_claims_the_whole_budget_and_returns_it_after() {
+    let (gate, received, scene) = held_scene(100).await;
+    // Four in flight at the receiver, and claimed beyond its own window of 8 up to the
+    // budget (8 × 4): the first claim found as many due as it asked for.
+    wait_for("the budget claimed", || {
+        received.load(Ordering::SeqCst) == 4 && scene.with_status("delivering") == 32
+    })
+    .await;
+    assert_eq!(
+        scene.spare_slots.lent(),
+        24,
+        "the budget less its own window"
+    );
+
+    gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    wait_for("every delivery sent", || scene.succeeded() == 100).await;
+    wait_for("the loan returned", || scene.spare_slots.lent() == 0).await;
+}
+
+#[tokio::test]
 async fn a_busy_webhook_claims_its_next_deliveries_in_the_commit_that_records_its_last() {
-    let (gate, received, scene) = held_scene(20).await;
+    // A budget of one window lends nothing: the room stays the actor's own.
+    let (gate, received, scene) = held_scene_with(20, SpareSlots::with_budget(4, 8)).await;
     // Four in flight (held at the receiver) and four more claimed: the actor's whole room.
     wait_for("a full room of claims", || {
         received.load(Ordering::SeqCst) == 4 && scene.with_status("delivering") == 8

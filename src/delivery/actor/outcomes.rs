@@ -100,12 +100,14 @@ impl ActorState {
         if !self.recording.is_empty() || self.unrecorded.is_empty() || self.record_retry_pending {
             return;
         }
+        self.fit_loan();
         let records = std::mem::take(&mut self.unrecorded);
         let claim = self.claim_in_record_job();
         self.recording = records.iter().map(AttemptRecord::claim).collect();
         if claim > 0 {
             self.claiming = true;
             self.claiming_with_records = true;
+            self.asked = claim;
             self.rewake = false;
         }
         let (store, limit, me) = (
