@@ -1,13 +1,12 @@
 //! One delivery actor per active webhook: it owns that webhook's schedule.
 //!
-//! The actor claims due deliveries (within its claim window, [`super::window`]), sends them
-//! (at most `max_in_flight` at once, one for a FIFO webhook, so the same delivery is never
-//! in flight twice), each on its own task,
-//! and hands each outcome to the store's group commit without waiting for it; while more
-//! is due than it had room for, the job that writes outcomes also claims what they make
-//! room for, so a busy webhook pays one commit per round instead of two. Between
-//! claims it sleeps until the next delivery falls due, and a [`WebhookMsg::Wake`] rouses it
-//! at once when new deliveries are queued. Claims, sends, records and releases report back
+//! The actor claims due deliveries (within its claim window, [`super::window`]), sends each
+//! on its own task (at most `max_in_flight` at once, one for a FIFO webhook, so the same
+//! delivery is never in flight twice) and hands each outcome to the store's group commit
+//! without waiting for it; while more is due than it had room for, the job that writes
+//! outcomes also claims what they make room for, so a busy webhook pays one commit per
+//! round instead of two. Between claims it sleeps until the next delivery falls due, and a
+//! [`WebhookMsg::Wake`] rouses it at once when new deliveries are queued. Claims, sends, records and releases report back
 //! as notices, so the actor never blocks on I/O and always knows exactly which claims it
 //! holds — which is what lets the supervisor's lease sweep ask it ([`WebhookMsg::Expired`]).
 //!
@@ -139,9 +138,11 @@ pub struct ActorState {
     claiming: bool,
     /// How many deliveries the claim under way (or the last one) asked for.
     asked: u32,
-    /// The last claim found as many due as it asked for: more are probably waiting.
+    /// More is probably due than there is room for: the last claim found as many as it
+    /// asked for, or a claim was wanted while the window was full.
     backlog: bool,
-    /// Claim slots borrowed beyond the own window while `backlog` lasts.
+    /// Claim slots borrowed beyond the own window while `backlog` lasts (and while the
+    /// claims in them are unrecorded).
     loan: Loan,
     /// That claim rides in the record job under way (FIFO).
     claiming_with_records: bool,

@@ -18,6 +18,9 @@
 //! those with one at that moment lent the few the budget of all (the ten together then
 //! held more than their own windows, and the API's acknowledgements paid for it).
 //!
+//! A webhook has a backlog when its last claim came back full, or when it is asked to claim
+//! with its window full (then no claim can come back to say so).
+//!
 //! The budget beyond the own windows is a pool of [`SpareSlots`], lent out as [`Loan`]s:
 //! an actor sizes its loan after every message, and a loan dropped with its actor
 //! (stopped or failed) returns every slot.
