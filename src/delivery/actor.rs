@@ -6,9 +6,10 @@
 //! without waiting for it; while more is due than it had room for, the job that writes
 //! outcomes also claims what they make room for, so a busy webhook pays one commit per
 //! round instead of two. Between claims it sleeps until the next delivery falls due, and a
-//! [`WebhookMsg::Wake`] rouses it at once when new deliveries are queued. Claims, sends, records and releases report back
-//! as notices, so the actor never blocks on I/O and always knows exactly which claims it
-//! holds — which is what lets the supervisor's lease sweep ask it ([`WebhookMsg::Expired`]).
+//! [`WebhookMsg::Wake`] rouses it at once when new deliveries are queued. Claims, sends,
+//! records and releases report back as notices, so the actor never blocks on I/O and
+//! always knows exactly which claims it holds — which is what lets the supervisor's lease
+//! sweep ask it ([`WebhookMsg::Expired`]).
 //!
 //! Its attempts read the webhook's settings from a [`Route`] the actor keeps current: a
 //! changed secret, a removed one or a stop applies to every request not yet sent.

@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(loan.slots(), 40, "slots its claims occupy are kept");
         loan.fit(true, false, 0);
         assert_eq!(loan.slots(), 0);
-        assert_eq!(pool.free.available_permits(), 96);
+        assert_eq!(pool.lent(), 0);
     }
 
     #[test]

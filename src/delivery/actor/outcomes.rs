@@ -100,7 +100,7 @@ impl ActorState {
         if !self.recording.is_empty() || self.unrecorded.is_empty() || self.record_retry_pending {
             return;
         }
-        self.fit_loan();
+        self.fit_loan(); // while the records still count as held: their slots stay lent
         let records = std::mem::take(&mut self.unrecorded);
         let claim = self.claim_in_record_job();
         self.recording = records.iter().map(AttemptRecord::claim).collect();
