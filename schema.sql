@@ -1,4 +1,4 @@
--- hookd schema, version 10.
+-- hookd schema, version 11.
 --
 -- This file is the current schema: a new database is created from it by
 -- `src/store/migrate.rs`, which records its version in `PRAGMA user_version`. A database
@@ -6,7 +6,9 @@
 -- `src/store/migrations/`; a change to this file comes with such an upgrade.
 --
 -- Conventions:
--- * ids are UUID text (v7 where rows are listed by age, so that id order is creation order);
+-- * ids are UUIDs stored as their 16 bytes, BLOB (v7 where rows are listed by age: their
+--   bytes sort by creation time, so id order is creation order); the API writes them as
+--   text, and `hex(id)` shows one in the sqlite3 shell;
 -- * times are INTEGER milliseconds since the Unix epoch, UTC (the API formats them);
 -- * JSON documents are TEXT written by hookd itself (serde_json), never parsed by SQL.
 --
@@ -16,7 +18,7 @@
 -- Surveys: the questionnaire a patient answers. `questions` is the validated JSON array of
 -- questions ({id, type, text, required, choices}); answers are checked against it.
 CREATE TABLE surveys (
-    id          TEXT PRIMARY KEY,
+    id          BLOB PRIMARY KEY,
     title       TEXT NOT NULL,
     questions   TEXT NOT NULL,
     created_at  INTEGER NOT NULL
@@ -25,7 +27,7 @@ CREATE TABLE surveys (
 -- Contacts: the clinic's directory of patients to invite. Matching on upsert is by
 -- external_id, else email (stored lower-cased in email_key), else phone.
 CREATE TABLE contacts (
-    id           TEXT PRIMARY KEY,
+    id           BLOB PRIMARY KEY,
     external_id  TEXT UNIQUE,
     email        TEXT,
     email_key    TEXT UNIQUE,          -- lower(email): case-insensitive matching
@@ -40,8 +42,8 @@ CREATE TABLE contacts (
 
 -- Distributions: one quick send of a survey to a set of contacts.
 CREATE TABLE distributions (
-    id             TEXT PRIMARY KEY,
-    survey_id      TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
+    id             BLOB PRIMARY KEY,
+    survey_id      BLOB NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
     channel        TEXT NOT NULL,
     embedded_data  TEXT NOT NULL DEFAULT '{}',
     created_at     INTEGER NOT NULL
@@ -50,10 +52,10 @@ CREATE TABLE distributions (
 -- Invitations: one per contact and distribution. The token is the respondent's only
 -- credential, so only its SHA-256 is stored (token_hash), like API keys.
 CREATE TABLE invitations (
-    id               TEXT PRIMARY KEY,
-    distribution_id  TEXT NOT NULL REFERENCES distributions(id) ON DELETE CASCADE,
-    survey_id        TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
-    contact_id       TEXT NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    id               BLOB PRIMARY KEY,
+    distribution_id  BLOB NOT NULL REFERENCES distributions(id) ON DELETE CASCADE,
+    survey_id        BLOB NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
+    contact_id       BLOB NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
     token_hash       TEXT NOT NULL UNIQUE,
     created_at       INTEGER NOT NULL,
     expires_at       INTEGER NOT NULL
@@ -64,10 +66,10 @@ CREATE INDEX invitations_by_survey_contact ON invitations (survey_id, contact_id
 -- Responses: a patient's answers, partial (`started`) or `completed`. A response completes
 -- once; the event it emits is written in the same transaction.
 CREATE TABLE responses (
-    id             TEXT PRIMARY KEY,
-    survey_id      TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
-    contact_id     TEXT REFERENCES contacts(id) ON DELETE SET NULL,
-    invitation_id  TEXT UNIQUE REFERENCES invitations(id) ON DELETE SET NULL,
+    id             BLOB PRIMARY KEY,
+    survey_id      BLOB NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
+    contact_id     BLOB REFERENCES contacts(id) ON DELETE SET NULL,
+    invitation_id  BLOB UNIQUE REFERENCES invitations(id) ON DELETE SET NULL,
     status         TEXT NOT NULL CHECK (status IN ('started', 'completed')),
     answers        TEXT NOT NULL DEFAULT '{}',
     embedded_data  TEXT NOT NULL DEFAULT '{}',
@@ -81,8 +83,8 @@ CREATE INDEX responses_by_survey_contact ON responses (survey_id, contact_id);
 -- Retention deletes an event with its last finished delivery, so payload is never NULL in
 -- practice; the column stays nullable as released.
 CREATE TABLE events (
-    id          TEXT PRIMARY KEY,      -- UUID v7
-    survey_id   TEXT NOT NULL,         -- no FK: an event outlives nothing it describes
+    id          BLOB PRIMARY KEY,      -- UUID v7
+    survey_id   BLOB NOT NULL,         -- no FK: an event outlives nothing it describes
     event_type  TEXT NOT NULL,
     payload     TEXT,
     created_at  INTEGER NOT NULL
@@ -106,8 +108,8 @@ CREATE INDEX events_by_time ON events (created_at);
 -- `ordering`: 'concurrent' (up to HOOKD_MAX_IN_FLIGHT attempts at once, no order promised)
 -- or 'fifo' (one attempt at a time, in queue order: deliveries.queued_at).
 CREATE TABLE webhooks (
-    id                         TEXT PRIMARY KEY,   -- UUID v7
-    survey_id                  TEXT NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
+    id                         BLOB PRIMARY KEY,   -- UUID v7
+    survey_id                  BLOB NOT NULL REFERENCES surveys(id) ON DELETE CASCADE,
     name                       TEXT NOT NULL,
     url                        TEXT NOT NULL,
     events                     TEXT NOT NULL,      -- JSON array of event type names
@@ -137,10 +139,10 @@ CREATE INDEX webhooks_by_survey ON webhooks (survey_id, id);
 -- `schedule_base` is the attempt_count at which the current retry schedule started: a
 -- manual retry or a replay starts a fresh schedule without forgetting earlier attempts.
 CREATE TABLE deliveries (
-    id                TEXT PRIMARY KEY,    -- UUID v7: id order is creation order
-    webhook_id        TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
-    event_id          TEXT NOT NULL REFERENCES events(id),
-    survey_id         TEXT NOT NULL,
+    id                BLOB PRIMARY KEY,    -- UUID v7: id order is creation order
+    webhook_id        BLOB NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_id          BLOB NOT NULL REFERENCES events(id),
+    survey_id         BLOB NOT NULL,
     event_type        TEXT NOT NULL,
     -- Comparisons, not `IN (...)`: SQLite checks an IN list of more than two values by
     -- building a temporary table for every row written (a fifth of an insert's cost).
@@ -182,7 +184,7 @@ CREATE INDEX deliveries_fifo ON deliveries (webhook_id, queued_at)
 
 -- Attempts: one HTTP try of a delivery. `response_body` keeps at most 4,096 bytes.
 CREATE TABLE attempts (
-    delivery_id         TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    delivery_id         BLOB NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
     attempt             INTEGER NOT NULL,   -- 1-based
     started_at          INTEGER NOT NULL,
     duration_ms         INTEGER NOT NULL,
@@ -224,12 +226,12 @@ END;
 -- reminder whose invitation was completed or had expired). Retention purges a finished
 -- job, and the message row with it (ON DELETE CASCADE).
 CREATE TABLE messages (
-    id             TEXT PRIMARY KEY,   -- UUID v7, the job's delivery id
-    invitation_id  TEXT REFERENCES invitations(id) ON DELETE CASCADE,   -- NULL: admin notice
+    id             BLOB PRIMARY KEY,   -- UUID v7, the job's delivery id
+    invitation_id  BLOB REFERENCES invitations(id) ON DELETE CASCADE,   -- NULL: admin notice
     channel        TEXT NOT NULL CHECK (channel = 'email' OR channel = 'sms'),
     kind           TEXT NOT NULL CHECK (kind = 'invitation' OR kind = 'reminder' OR kind = 'notice'),
     due_at         INTEGER NOT NULL,
-    delivery_id    TEXT REFERENCES deliveries(id) ON DELETE CASCADE,
+    delivery_id    BLOB REFERENCES deliveries(id) ON DELETE CASCADE,
     outcome        TEXT CHECK (outcome = 'skipped' OR outcome = 'cancelled'),
     created_at     INTEGER NOT NULL
 );
@@ -250,7 +252,7 @@ CREATE TABLE admin_recipients (
 -- the changes a running server must pick up (revocation, a new role); the audit log notes
 -- an expiry once, at `expiry_recorded_at`.
 CREATE TABLE api_keys (
-    id                  TEXT PRIMARY KEY,
+    id                  BLOB PRIMARY KEY,
     name                TEXT NOT NULL,
     key_hash            TEXT NOT NULL UNIQUE,
     created_at          INTEGER NOT NULL,
@@ -281,7 +283,7 @@ CREATE INDEX audit_by_time ON audit_log (at);
 -- repairs take effect at once; with the server stopped they apply at its next start.
 CREATE TABLE control_signals (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    webhook_id  TEXT NOT NULL,
+    webhook_id  BLOB NOT NULL,
     created_at  INTEGER NOT NULL
 );
 

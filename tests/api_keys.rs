@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{hookd_binary, wait_until};
+use hookd::domain::KeyId;
 use reqwest::StatusCode;
 use rusqlite::Connection;
 
@@ -60,13 +61,14 @@ async fn created_keys_authenticate_until_revoked_and_are_stored_only_as_hashes()
         async move { get.await == StatusCode::OK }
     })
     .await;
-    let id: String = conn
+    let id = conn
         .query_row(
             "SELECT id FROM api_keys WHERE name = 'his-integration'",
             [],
-            |r| r.get(0),
+            |r| r.get::<_, KeyId>(0),
         )
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(keys(dir.path(), &["revoke", &id]).status.success());
     wait_until(
         "revocation takes effect on the running server",
@@ -144,9 +146,10 @@ async fn the_first_start_prints_a_bootstrap_key_once_and_it_works() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .unwrap();
-    let key_id: String = conn
-        .query_row("SELECT id FROM api_keys", [], |r| r.get(0))
-        .unwrap();
+    let key_id = conn
+        .query_row("SELECT id FROM api_keys", [], |r| r.get::<_, KeyId>(0))
+        .unwrap()
+        .to_string();
     assert_eq!((action.as_str(), actor.as_str()), ("key.created", "hookd"));
     assert_eq!(target, key_id);
     assert!(!detail.contains(&key), "{detail}");

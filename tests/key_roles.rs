@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{Receiver, Reply, TestApp, create_key, run_cli, spawn_app, wait_until};
+use hookd::domain::KeyId;
 use reqwest::{Method, StatusCode};
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -311,7 +312,7 @@ async fn an_expired_key_is_refused_with_401_and_its_expiry_is_audited_once() {
     );
     let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let conn = database(&app);
-    let (id, expires_at, created_at): (String, i64, i64) = conn
+    let (key, expires_at, created_at): (KeyId, i64, i64) = conn
         .query_row(
             "SELECT id, expires_at, created_at FROM api_keys WHERE name = 'locum'",
             [],
@@ -319,6 +320,7 @@ async fn an_expired_key_is_refused_with_401_and_its_expiry_is_audited_once() {
         )
         .unwrap();
     assert_eq!(expires_at - created_at, 7 * 24 * 3600 * 1000);
+    let id = key.to_string();
     let created = audit_of(&conn, "key.created", &id).unwrap();
     assert_eq!(created["role"], INTEGRATION);
     assert!(created["expiresAt"].is_string(), "{created}");
@@ -333,7 +335,7 @@ async fn an_expired_key_is_refused_with_401_and_its_expiry_is_audited_once() {
     // Bring the expiry close instead of waiting a week.
     conn.execute(
         "UPDATE api_keys SET expires_at = ?2, revision = revision + 1 WHERE id = ?1",
-        rusqlite::params![id, hookd::domain::time::now_ms() + 1_000],
+        rusqlite::params![key, hookd::domain::time::now_ms() + 1_000],
     )
     .unwrap();
     wait_until(
@@ -377,7 +379,7 @@ async fn keys_list_shows_role_expiry_and_a_last_use_written_at_most_once_a_minut
     let last_used = || -> Option<i64> {
         conn.query_row(
             "SELECT last_used_at FROM api_keys WHERE id = ?1",
-            [&id],
+            [id.parse::<KeyId>().unwrap()],
             |r| r.get(0),
         )
         .unwrap()

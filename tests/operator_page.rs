@@ -191,6 +191,7 @@ const BUTTON_BOX: &str = r#"(() => {
 /// while the page is read; `ROLLBACK` on `conn` lets it go. hookd's lease sweep may settle
 /// it between the update and the lock; then it is made again.
 fn hold_stuck_claim(conn: &rusqlite::Connection, delivery: &str) {
+    let delivery: hookd::domain::DeliveryId = delivery.parse().unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     for _ in 0..5 {
         conn.execute(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{Receiver, Reply, TestApp, spawn_app, spawn_app_with, test_args, wait_until};
 use hookd::config::ServeArgs;
 use hookd::domain::time::now_ms;
+use hookd::domain::{EventId, WebhookId};
 use hookd::store::retention::purge_batch;
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -120,7 +121,11 @@ async fn a_purge_forgets_old_finished_deliveries_in_batches_and_keeps_what_is_st
     // The second response's success was retried recently: it is not old yet.
     db.execute(
         "UPDATE deliveries SET completed_at = ?1 WHERE event_id = ?2 AND webhook_id = ?3",
-        rusqlite::params![now_ms(), scene.events[1], scene.ok],
+        rusqlite::params![
+            now_ms(),
+            scene.events[1].parse::<EventId>().unwrap(),
+            scene.ok.parse::<WebhookId>().unwrap()
+        ],
     )
     .unwrap();
     assert_eq!(count(&db, "SELECT count(*) FROM deliveries"), 7);
@@ -144,7 +149,7 @@ async fn a_purge_forgets_old_finished_deliveries_in_batches_and_keeps_what_is_st
     let statuses: Vec<(String, String)> = db
         .prepare("SELECT status, event_id FROM deliveries ORDER BY id")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, EventId>(1)?.to_string())))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -161,7 +166,7 @@ async fn a_purge_forgets_old_finished_deliveries_in_batches_and_keeps_what_is_st
     let bodies: Vec<(String, bool)> = db
         .prepare("SELECT id, payload IS NOT NULL FROM events ORDER BY id")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([], |r| Ok((r.get::<_, EventId>(0)?.to_string(), r.get(1)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();

@@ -56,16 +56,19 @@ macro_rules! typed_id {
 
         impl utoipa::ToSchema for $name {}
 
+        /// Stored as the UUID's 16 bytes (a BLOB): half the size of its text in every row
+        /// and index that holds it, and bound without formatting a string.
         impl rusqlite::ToSql for $name {
             fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                Ok(rusqlite::types::ToSqlOutput::from(self.to_string()))
+                Ok(rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Blob(
+                    self.0.as_bytes(),
+                )))
             }
         }
 
         impl rusqlite::types::FromSql for $name {
             fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-                let text = value.as_str()?;
-                text.parse().map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+                <[u8; 16]>::column_result(value).map(|bytes| Self(Uuid::from_bytes(bytes)))
             }
         }
     )*};

@@ -283,7 +283,8 @@ pub fn search(
     after: Option<ContactId>,
     limit: u32,
 ) -> Result<Vec<Contact>> {
-    let after = after.map(|id| id.to_string()).unwrap_or_default();
+    // No cursor: the empty BLOB, which sorts before every id.
+    let after: &[u8] = after.as_ref().map_or(&[], |id| id.0.as_bytes());
     let pattern = q.map(|q| format!("%{}%", escape_like(q)));
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM contacts WHERE id > ?1 AND (?2 IS NULL \
@@ -313,8 +314,8 @@ fn escape_like(text: &str) -> String {
 pub fn unknown(conn: &Connection, ids: &[ContactId]) -> Result<Vec<ContactId>> {
     let list = to_json(&ids.iter().map(ToString::to_string).collect::<Vec<_>>());
     let mut stmt = conn.prepare_cached(
-        "SELECT j.value FROM json_each(?1) j \
-         WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = j.value) ORDER BY j.key",
+        "SELECT unhex(j.value, '-') FROM json_each(?1) j \
+         WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = unhex(j.value, '-')) ORDER BY j.key",
     )?;
     let rows = stmt.query_map([list], |row| row.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

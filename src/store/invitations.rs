@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::messages::{self, ForInvitation, Plan, Recipient};
 use super::{Result, StoreError, from_json, to_json};
 use crate::domain::time::Millis;
-use crate::domain::{ContactId, DistributionId, InvitationId, ResponseId, SurveyId};
+use crate::domain::{ContactId, DeliveryId, DistributionId, InvitationId, ResponseId, SurveyId};
 
 /// The length of a token: 32 random bytes in base64url.
 pub const TOKEN_CHARS: usize = 43;
@@ -186,7 +186,7 @@ pub fn bulk_status(
 ) -> Result<Vec<ContactStatus>> {
     let list = to_json(&ids.iter().map(ToString::to_string).collect::<Vec<_>>());
     let mut stmt = conn.prepare_cached(
-        "WITH asked AS (SELECT key AS pos, value AS contact_id FROM json_each(?2)), \
+        "WITH asked AS (SELECT key AS pos, unhex(value, '-') AS contact_id FROM json_each(?2)), \
          invited AS ( \
              SELECT a.pos, a.contact_id, \
                     (SELECT i.created_at FROM invitations i \
@@ -225,7 +225,7 @@ pub fn bulk_status(
             invited_at: row.get(1)?,
             expires_at: row.get(2)?,
             response,
-            message_status: match row.get::<_, Option<String>>(7)? {
+            message_status: match row.get::<_, Option<DeliveryId>>(7)? {
                 Some(_) => Some(messages::status_name(
                     row.get::<_, Option<String>>(8)?.as_deref(),
                     row.get::<_, Option<String>>(9)?.as_deref(),

@@ -102,7 +102,7 @@ pub fn recipients(conn: &Connection, ids: &[ContactId]) -> Result<HashMap<Contac
     let list = super::to_json(&ids.iter().map(ToString::to_string).collect::<Vec<_>>());
     let mut stmt = conn.prepare_cached(
         "SELECT id, email, phone, first_name, last_name, do_not_contact FROM contacts \
-         WHERE id IN (SELECT value FROM json_each(?1))",
+         WHERE id IN (SELECT unhex(value, '-') FROM json_each(?1))",
     )?;
     let rows = stmt.query_map([list], |row| {
         Ok((

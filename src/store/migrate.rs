@@ -23,6 +23,7 @@ const UPGRADES: &[&str] = &[
     include_str!("migrations/008_finished_counts_by_the_store.sql"),
     include_str!("migrations/009_messages.sql"),
     include_str!("migrations/010_write_probe.sql"),
+    include_str!("migrations/011_blob_ids.sql"),
 ];
 
 /// The version `schema.sql` describes.
@@ -75,6 +76,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::{VERSION, run};
+    use crate::domain::{DeliveryId, EventId, KeyId, SurveyId, WebhookId};
 
     /// Schema version 1 as it was released, kept to test the upgrades from it.
     const SCHEMA_V1: &str = include_str!("../../tests/fixtures/schema-v1.sql");
@@ -123,23 +125,31 @@ mod tests {
         shape
     }
 
+    /// The ids of [`v1_database`]'s rows, as text: what ids were before version 11.
+    const SURVEY: &str = "0190a5e2-7b1c-7000-8000-000000000001";
+    const WEBHOOK: &str = "0190a5e2-7b1c-7000-8000-000000000002";
+    const EVENT: &str = "0190a5e2-7b1c-7000-8000-000000000003";
+    const DELIVERY: &str = "0190a5e2-7b1c-7000-8000-000000000004";
+    const KEY: &str = "0190a5e2-7b1c-7000-8000-000000000005";
+
     /// A version-1 database with a delivery that has an attempt.
     fn v1_database() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(SCHEMA_V1).unwrap();
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "PRAGMA user_version = 1;
-             INSERT INTO surveys VALUES ('s', 'Survey', '[]', 1);
+             INSERT INTO surveys VALUES ('{SURVEY}', 'Survey', '[]', 1);
              INSERT INTO webhooks (id, survey_id, name, url, events, retry_policy, created_at, updated_at)
-                 VALUES ('w', 's', 'HIS', 'https://his.example/hook', '[]', '[5]', 1, 1);
-             INSERT INTO events VALUES ('e', 's', 'survey.response_completed', '{}', 1);
+                 VALUES ('{WEBHOOK}', '{SURVEY}', 'HIS', 'https://his.example/hook', '[]', '[5]', 1, 1);
+             INSERT INTO events VALUES ('{EVENT}', '{SURVEY}', 'survey.response_completed', '{{}}', 1);
              INSERT INTO deliveries (id, webhook_id, event_id, survey_id, event_type, status,
                  attempt_count, next_attempt_at, created_at)
-                 VALUES ('d', 'w', 'e', 's', 'survey.response_completed', 'pending', 1, 9, 1);
+                 VALUES ('{DELIVERY}', '{WEBHOOK}', '{EVENT}', '{SURVEY}', 'survey.response_completed',
+                 'pending', 1, 9, 1);
              INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code)
-                 VALUES ('d', 1, 2, 3, 500);
-             INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ('k', 'HIS', 'h', 1);",
-        )
+                 VALUES ('{DELIVERY}', 1, 2, 3, 500);
+             INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ('{KEY}', 'HIS', 'h', 1);",
+        ))
         .unwrap();
         conn
     }
@@ -154,23 +164,53 @@ mod tests {
         assert_eq!(version(&old), VERSION);
         assert_eq!(version(&new), VERSION);
         assert_eq!(shape(&old), shape(&new));
-        let kept: (String, i64, i64) = old
+        let delivery: DeliveryId = DELIVERY.parse().unwrap();
+        let kept: (WebhookId, EventId, SurveyId, String, i64, i64) = old
             .query_row(
-                "SELECT d.status, d.next_attempt_at, a.status_code FROM deliveries d \
-                 JOIN attempts a ON a.delivery_id = d.id WHERE d.id = 'd'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                "SELECT d.webhook_id, d.event_id, d.survey_id, d.status, d.next_attempt_at, \
+                 a.status_code FROM deliveries d JOIN attempts a ON a.delivery_id = d.id \
+                 JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id \
+                 JOIN surveys s ON s.id = w.survey_id WHERE d.id = ?1",
+                [delivery],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .unwrap();
-        assert_eq!(kept, ("pending".to_owned(), 9, 500));
+        assert_eq!(
+            kept,
+            (
+                WEBHOOK.parse().unwrap(),
+                EVENT.parse().unwrap(),
+                SURVEY.parse().unwrap(),
+                "pending".to_owned(),
+                9,
+                500
+            ),
+            "ids are kept as their bytes, and references still join"
+        );
         let role: String = old
-            .query_row("SELECT role FROM api_keys WHERE id = 'k'", [], |r| r.get(0))
+            .query_row(
+                "SELECT role FROM api_keys WHERE id = ?1",
+                [KEY.parse::<KeyId>().unwrap()],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(
             role, "admin",
             "keys stored before roles existed keep doing everything"
         );
-        let refused = old.execute("UPDATE deliveries SET status = 'lost' WHERE id = 'd'", []);
+        let refused = old.execute(
+            "UPDATE deliveries SET status = 'lost' WHERE id = ?1",
+            [delivery],
+        );
         assert!(refused.is_err(), "the status CHECK still holds");
         let fk: bool = old
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))

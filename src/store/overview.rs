@@ -205,7 +205,7 @@ pub fn attempts_of(
     let ids_json = super::to_json(&ids.iter().map(|id| id.to_string()).collect::<Vec<_>>());
     let mut stmt = conn.prepare_cached(
         "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, response_body, \
-         response_truncated FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?1)) \
+         response_truncated FROM attempts WHERE delivery_id IN (SELECT unhex(value, '-') FROM json_each(?1)) \
          ORDER BY delivery_id, attempt",
     )?;
     let rows = stmt.query_map([ids_json], |row| {
@@ -429,22 +429,30 @@ mod tests {
         use crate::store::{repairs, webhooks};
         let conn = database();
         let id = |n: u32| format!("0190a000-0000-7000-8000-{n:012}");
+        // The same id as an SQL BLOB literal, as ids are stored.
+        let blob = |n: u32| format!("X'0190a000000070008000{n:012}'");
         // A survey, a webhook for retries and one subscribed to the event type for the
         // replay, and two events, each with one failed delivery.
         conn.execute_batch(&format!(
-            "INSERT INTO surveys VALUES ('{s}', 'Survey', '[]', 1);
+            "INSERT INTO surveys VALUES ({s}, 'Survey', '[]', 1);
              INSERT INTO webhooks (id, survey_id, name, url, events, retry_policy, created_at,
-                 updated_at) VALUES ('{w1}', '{s}', 'HIS', 'https://his.example/', '[]', '[]', 1, 1),
-                 ('{w2}', '{s}', 'HIS', 'https://his.example/',
+                 updated_at) VALUES ({w1}, {s}, 'HIS', 'https://his.example/', '[]', '[]', 1, 1),
+                 ({w2}, {s}, 'HIS', 'https://his.example/',
                   '[\"survey.response_completed\"]', '[]', 1, 1);
-             INSERT INTO events VALUES ('{e1}', '{s}', 'survey.response_completed', '{{}}', 1),
-                 ('{e2}', '{s}', 'survey.response_completed', '{{}}', 2);
+             INSERT INTO events VALUES ({e1}, {s}, 'survey.response_completed', '{{}}', 1),
+                 ({e2}, {s}, 'survey.response_completed', '{{}}', 2);
              INSERT INTO deliveries (id, webhook_id, event_id, survey_id, event_type, status,
-                 created_at) VALUES ('{d1}', '{w1}', '{e1}', '{s}', 'survey.response_completed',
-                 'delivering', 1), ('{d2}', '{w2}', '{e2}', '{s}', 'survey.response_completed',
+                 created_at) VALUES ({d1}, {w1}, {e1}, {s}, 'survey.response_completed',
+                 'delivering', 1), ({d2}, {w2}, {e2}, {s}, 'survey.response_completed',
                  'delivering', 2);
              UPDATE deliveries SET status = 'failed', completed_at = 3;",
-            s = id(1), w1 = id(2), w2 = id(3), e1 = id(4), e2 = id(5), d1 = id(6), d2 = id(7),
+            s = blob(1),
+            w1 = blob(2),
+            w2 = blob(3),
+            e1 = blob(4),
+            e2 = blob(5),
+            d1 = blob(6),
+            d2 = blob(7),
         ))
         .unwrap();
         let mut finished = Finished::default();

@@ -46,12 +46,12 @@ pub fn purge_batch(conn: &Connection, cutoff: Millis, limit: u32) -> Result<Purg
     let ids_json = super::to_json(&ids.iter().map(|id| id.to_string()).collect::<Vec<_>>());
     let attempts = conn
         .prepare_cached(
-            "DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))",
+            "DELETE FROM attempts WHERE delivery_id IN (SELECT unhex(value, '-') FROM json_each(?1))",
         )?
         .execute([&ids_json])?;
     let deliveries = conn
         .prepare_cached(
-            "DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?1)) \
+            "DELETE FROM deliveries WHERE id IN (SELECT unhex(value, '-') FROM json_each(?1)) \
              AND status IN ('succeeded', 'failed')",
         )?
         .execute([&ids_json])?;

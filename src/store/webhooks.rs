@@ -185,7 +185,8 @@ pub fn list(
     limit: u32,
 ) -> Result<Vec<Webhook>> {
     super::surveys::require(conn, survey_id)?;
-    let after = after.map(|id| id.to_string()).unwrap_or_default();
+    // No cursor: the empty BLOB, which sorts before every id.
+    let after: &[u8] = after.as_ref().map_or(&[], |id| id.0.as_bytes());
     query(
         conn,
         "WHERE survey_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hookd::domain::DeliveryId;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -20,7 +21,7 @@ fn abandon_claim(data_dir: &Path, delivery: &str) {
         .execute(
             "UPDATE deliveries SET status = 'delivering', claim_token = 7, \
              lease_expires_at = ?2, next_attempt_at = ?2, completed_at = NULL WHERE id = ?1",
-            rusqlite::params![delivery, now - 1_000],
+            rusqlite::params![delivery.parse::<DeliveryId>().unwrap(), now - 1_000],
         )
         .unwrap();
     assert_eq!(changed, 1);
