@@ -75,8 +75,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 mod tests {
     use rusqlite::Connection;
 
-    use super::{VERSION, run};
-    use crate::domain::{DeliveryId, EventId, KeyId, SurveyId, WebhookId};
+    use super::{UPGRADES, VERSION, run};
+    use crate::domain::{ContactId, DeliveryId, EventId, InvitationId, KeyId, SurveyId, WebhookId};
 
     /// Schema version 1 as it was released, kept to test the upgrades from it.
     const SCHEMA_V1: &str = include_str!("../../tests/fixtures/schema-v1.sql");
@@ -216,6 +216,88 @@ mod tests {
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .unwrap();
         assert!(fk, "foreign keys are on again after migrating");
+    }
+
+    /// A database at version 10, the last with ids as text, with a row in every table
+    /// that holds ids.
+    fn v10_database() -> Connection {
+        let conn = v1_database();
+        // As `run` does: an upgrade that rebuilds a table must not cascade into others.
+        conn.pragma_update(None, "foreign_keys", false).unwrap();
+        for upgrade in &UPGRADES[..9] {
+            conn.execute_batch(upgrade).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 10).unwrap();
+        let id = |n: u32| format!("'0190a5e2-7b1c-7000-8000-{n:012}'");
+        let (contact, distribution, invitation, response, message) =
+            (id(10), id(11), id(12), id(13), id(14));
+        conn.execute_batch(&format!(
+            "INSERT INTO contacts (id, email, created_at, updated_at)
+                 VALUES ({contact}, 'ada@clinic.example', 1, 1);
+             INSERT INTO distributions (id, survey_id, channel, created_at)
+                 VALUES ({distribution}, '{SURVEY}', 'email', 1);
+             INSERT INTO invitations (id, distribution_id, survey_id, contact_id, token_hash,
+                 created_at, expires_at)
+                 VALUES ({invitation}, {distribution}, '{SURVEY}', {contact}, 't', 1, 2);
+             INSERT INTO responses (id, survey_id, contact_id, invitation_id, status, started_at)
+                 VALUES ({response}, '{SURVEY}', {contact}, {invitation}, 'started', 1);
+             INSERT INTO messages (id, invitation_id, channel, kind, due_at, delivery_id,
+                 created_at) VALUES ({message}, {invitation}, 'email', 'invitation', 1,
+                 '{DELIVERY}', 1);
+             INSERT INTO control_signals (webhook_id, created_at) VALUES ('{WEBHOOK}', 1);"
+        ))
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn the_upgrade_to_blob_ids_converts_every_id_column_of_every_row() {
+        let mut old = v10_database();
+        run(&mut old).unwrap();
+        assert_eq!(version(&old), VERSION);
+        // Every id column (the columns the current schema declares BLOB, but for the
+        // idempotency answers' bytes, BLOB from the start) holds a 16-byte BLOB in every
+        // row: none left as text, none made NULL.
+        let columns: Vec<(String, String)> = old
+            .prepare(
+                "SELECT t.name, c.name FROM sqlite_schema t, pragma_table_info(t.name) c \
+                 WHERE t.type = 'table' AND c.type = 'BLOB' AND t.name <> 'idempotency_keys' \
+                 ORDER BY 1, 2",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(columns.len(), 26, "{columns:?}");
+        for (table, column) in &columns {
+            let (rows, ids): (i64, i64) = old
+                .query_row(
+                    &format!(
+                        "SELECT count(*), count(*) FILTER (WHERE typeof({column}) = 'blob' \
+                         AND length({column}) = 16) FROM {table}"
+                    ),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert!(rows > 0, "{table} has a row to convert");
+            assert_eq!(ids, rows, "{table}.{column} holds something else than ids");
+        }
+        let (contact, invitation): (ContactId, InvitationId) = old
+            .query_row(
+                "SELECT r.contact_id, m.invitation_id FROM responses r \
+                 JOIN invitations i ON i.id = r.invitation_id \
+                 JOIN messages m ON m.invitation_id = i.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(contact.to_string(), "0190a5e2-7b1c-7000-8000-000000000010");
+        assert_eq!(
+            invitation.to_string(),
+            "0190a5e2-7b1c-7000-8000-000000000012"
+        );
     }
 
     #[test]
