@@ -17,6 +17,14 @@ pub use messaging::Messaging;
 
 /// The settings of `hookd serve`, as given (flags and environment). Every field is optional
 /// so that a `--config` file can fill what the command line leaves out.
+///
+/// The fields' comments are also `hookd serve --help`, shown as written: URLs and
+/// placeholders such as `<listen address>` stay plain text there, not Markdown.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::invalid_html_tags,
+    rustdoc::broken_intra_doc_links
+)]
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct ServeArgs {

@@ -1,6 +1,6 @@
 //! The HTTP API (axum). Each resource module exports its own `router()`; this module
 //! assembles them, puts `/api/*` behind the key check, renders every error in the
-//! contract's shape, and makes sure every answer reaches its client ([`unread`]).
+//! contract's shape, and makes sure every answer reaches its client (`unread`).
 //! Handlers parse input into domain types and call the store and the engine; they never
 //! speak SQL. Every `POST` with an `Idempotency-Key` passes through `idempotency`, and
 //! handlers that change something write through its helper.

@@ -4,7 +4,7 @@
 //!
 //! Every path ends in the state the store says, whatever the order of messages:
 //! - an actor that stops for any reason (drained, disabled itself, failed) is followed by
-//!   a fresh look at its webhook ([`SupervisorState::sync`]), which starts a new actor if
+//!   a fresh look at its webhook (`SupervisorState::sync`), which starts a new actor if
 //!   the webhook is active by then;
 //! - an actor told to drain is *retiring* until it stops; a webhook never has a new actor
 //!   while its retiring one still has attempts out (the new one starts when the old one

@@ -1,7 +1,7 @@
 //! The store: the only room that speaks SQL.
 //!
 //! Every table lives in one SQLite file (`schema.sql`). Reads run on a small r2d2 pool;
-//! writes go through one writer thread that commits them in groups (see [`writer`]), so a
+//! writes go through one writer thread that commits them in groups (see `writer`), so a
 //! burst of API calls or delivery outcomes shares one fsync'd commit instead of paying one
 //! each. The submodules are plain synchronous functions on a `&Connection`, named for
 //! intent; the async [`Store`] runs them off the executor threads, and the command line

@@ -138,7 +138,7 @@ impl Writer {
         self.timings.last_minute()
     }
 
-    /// Whether the database could be written when last tried (see [`Health`]), and the
+    /// Whether the database could be written when last tried (see `Health`), and the
     /// writer thread runs.
     pub fn writable(&self) -> bool {
         !self.queue.is_closed() && self.health.writable()
