@@ -312,7 +312,7 @@ fn escape_like(text: &str) -> String {
 
 /// The ids among `ids` that name no contact, in the order given (one query).
 pub fn unknown(conn: &Connection, ids: &[ContactId]) -> Result<Vec<ContactId>> {
-    let list = to_json(&ids.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let list = super::id_list(ids);
     let mut stmt = conn.prepare_cached(
         "SELECT unhex(j.value, '-') FROM json_each(?1) j \
          WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = unhex(j.value, '-')) ORDER BY j.key",

@@ -184,7 +184,7 @@ pub fn bulk_status(
     ids: &[ContactId],
     now: Millis,
 ) -> Result<Vec<ContactStatus>> {
-    let list = to_json(&ids.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let list = super::id_list(ids);
     let mut stmt = conn.prepare_cached(
         "WITH asked AS (SELECT key AS pos, unhex(value, '-') AS contact_id FROM json_each(?2)), \
          invited AS ( \

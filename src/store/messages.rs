@@ -99,7 +99,7 @@ impl Recipient {
 
 /// The recipients among `ids` (unknown ids are left out).
 pub fn recipients(conn: &Connection, ids: &[ContactId]) -> Result<HashMap<ContactId, Recipient>> {
-    let list = super::to_json(&ids.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let list = super::id_list(ids);
     let mut stmt = conn.prepare_cached(
         "SELECT id, email, phone, first_name, last_name, do_not_contact FROM contacts \
          WHERE id IN (SELECT unhex(value, '-') FROM json_each(?1))",

@@ -30,6 +30,7 @@ pub mod retention;
 pub mod surveys;
 pub mod webhooks;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,6 +298,13 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T>
 /// Writes a JSON column.
 pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data always serialises")
+}
+
+/// A list of ids to bind as one parameter: a JSON array of their text. A statement reads
+/// it with `json_each(?)` and turns each item back into the stored 16 bytes with
+/// `unhex(value, '-')`.
+pub(crate) fn id_list<T: fmt::Display>(ids: &[T]) -> String {
+    to_json(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
 }
 
 /// A standalone connection to the database of `data_dir` (created if needed) with the

@@ -202,7 +202,7 @@ pub fn attempts_of(
     conn: &Connection,
     ids: &[DeliveryId],
 ) -> Result<HashMap<DeliveryId, Vec<Attempt>>> {
-    let ids_json = super::to_json(&ids.iter().map(|id| id.to_string()).collect::<Vec<_>>());
+    let ids_json = super::id_list(ids);
     let mut stmt = conn.prepare_cached(
         "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error, response_body, \
          response_truncated FROM attempts WHERE delivery_id IN (SELECT unhex(value, '-') FROM json_each(?1)) \

@@ -43,7 +43,7 @@ pub fn purge_batch(conn: &Connection, cutoff: Millis, limit: u32) -> Result<Purg
         )?
         .query_map(params![cutoff, limit], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let ids_json = super::to_json(&ids.iter().map(|id| id.to_string()).collect::<Vec<_>>());
+    let ids_json = super::id_list(&ids);
     let attempts = conn
         .prepare_cached(
             "DELETE FROM attempts WHERE delivery_id IN (SELECT unhex(value, '-') FROM json_each(?1))",
