@@ -56,8 +56,8 @@ macro_rules! typed_id {
 
         impl utoipa::ToSchema for $name {}
 
-        /// Stored as the UUID's 16 bytes (a BLOB): half the size of its text in every row
-        /// and index that holds it, and bound without formatting a string.
+        /// Stored as the UUID's 16 bytes (a BLOB) rather than its 36 characters, in every
+        /// row and index that holds it, and bound without formatting a string.
         impl rusqlite::ToSql for $name {
             fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
                 Ok(rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Blob(

@@ -283,11 +283,9 @@ pub fn search(
     after: Option<ContactId>,
     limit: u32,
 ) -> Result<Vec<Contact>> {
-    // No cursor: the empty BLOB, which sorts before every id.
-    let after: &[u8] = after.as_ref().map_or(&[], |id| id.0.as_bytes());
     let pattern = q.map(|q| format!("%{}%", escape_like(q)));
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM contacts WHERE id > ?1 AND (?2 IS NULL \
+        "SELECT {COLUMNS} FROM contacts WHERE id > coalesce(?1, X'') AND (?2 IS NULL \
          OR external_id LIKE ?2 ESCAPE '\\' OR email LIKE ?2 ESCAPE '\\' \
          OR phone LIKE ?2 ESCAPE '\\' OR first_name LIKE ?2 ESCAPE '\\' \
          OR last_name LIKE ?2 ESCAPE '\\' \
@@ -314,8 +312,8 @@ fn escape_like(text: &str) -> String {
 pub fn unknown(conn: &Connection, ids: &[ContactId]) -> Result<Vec<ContactId>> {
     let list = super::id_list(ids);
     let mut stmt = conn.prepare_cached(
-        "SELECT unhex(j.value, '-') FROM json_each(?1) j \
-         WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = unhex(j.value, '-')) ORDER BY j.key",
+        "SELECT j.id FROM (SELECT key, unhex(value, '-') AS id FROM json_each(?1)) j \
+         WHERE NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = j.id) ORDER BY j.key",
     )?;
     let rows = stmt.query_map([list], |row| row.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -218,16 +218,19 @@ mod tests {
         assert!(fk, "foreign keys are on again after migrating");
     }
 
-    /// A database at version 10, the last with ids as text, with a row in every table
-    /// that holds ids.
+    /// The last schema version with ids stored as text.
+    const TEXT_IDS: i64 = 10;
+
+    /// A database at version [`TEXT_IDS`] with a row in every table that holds ids.
     fn v10_database() -> Connection {
         let conn = v1_database();
         // As `run` does: an upgrade that rebuilds a table must not cascade into others.
         conn.pragma_update(None, "foreign_keys", false).unwrap();
-        for upgrade in &UPGRADES[..9] {
+        // `UPGRADES[i]` brings version i + 1 to i + 2.
+        for upgrade in &UPGRADES[..TEXT_IDS as usize - 1] {
             conn.execute_batch(upgrade).unwrap();
         }
-        conn.pragma_update(None, "user_version", 10).unwrap();
+        conn.pragma_update(None, "user_version", TEXT_IDS).unwrap();
         let id = |n: u32| format!("'0190a5e2-7b1c-7000-8000-{n:012}'");
         let (contact, distribution, invitation, response, message) =
             (id(10), id(11), id(12), id(13), id(14));

@@ -300,6 +300,9 @@ pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data always serialises")
 }
 
+// Ids in SQL are their 16 bytes (`domain::ids` binds them so). A list in id order with
+// no cursor starts from `id > coalesce(?, X'')`: the empty BLOB sorts before every id.
+
 /// A list of ids to bind as one parameter: a JSON array of their text. A statement reads
 /// it with `json_each(?)` and turns each item back into the stored 16 bytes with
 /// `unhex(value, '-')`.

@@ -93,11 +93,9 @@ pub fn require(conn: &Connection, id: SurveyId) -> Result<()> {
 
 /// Surveys in creation order, after the cursor.
 pub fn list(conn: &Connection, after: Option<SurveyId>, limit: u32) -> Result<Vec<Survey>> {
-    // No cursor: the empty BLOB, which sorts before every id.
-    let after: &[u8] = after.as_ref().map_or(&[], |id| id.0.as_bytes());
     let mut stmt = conn.prepare_cached(
-        "SELECT id, title, questions, created_at FROM surveys WHERE id > ?1 AND id <> ?3 \
-         ORDER BY id LIMIT ?2",
+        "SELECT id, title, questions, created_at FROM surveys \
+         WHERE id > coalesce(?1, X'') AND id <> ?3 ORDER BY id LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![after, limit, SurveyId::OPERATIONS], survey_from_row)?;
     rows.map(|row| decode_survey(row?)).collect()

@@ -185,11 +185,9 @@ pub fn list(
     limit: u32,
 ) -> Result<Vec<Webhook>> {
     super::surveys::require(conn, survey_id)?;
-    // No cursor: the empty BLOB, which sorts before every id.
-    let after: &[u8] = after.as_ref().map_or(&[], |id| id.0.as_bytes());
     query(
         conn,
-        "WHERE survey_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        "WHERE survey_id = ?1 AND id > coalesce(?2, X'') ORDER BY id LIMIT ?3",
         params![survey_id, after, limit],
     )
 }
