@@ -1,7 +1,9 @@
 //! Headless Chromium (Debian's `chromium`, installed by `.ci/run`) for browser tests,
 //! driven over the DevTools protocol by `headless_chrome`.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,13 +16,32 @@ fn chromium_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
+/// A running browser and the temporary directory it was given as `TMPDIR`.
+///
+/// Chromium keeps its singleton socket in a directory under `TMPDIR` and removes it only
+/// on a clean exit; the browser is killed when dropped, so without a directory of its own
+/// every test run would leave one `org.chromium.Chromium.*` behind in `/tmp`. The browser
+/// is dropped first (fields drop in order), then the directory.
+pub struct TestBrowser {
+    browser: Browser,
+    _tmp: tempfile::TempDir,
+}
+
+impl Deref for TestBrowser {
+    type Target = Browser;
+
+    fn deref(&self) -> &Browser {
+        &self.browser
+    }
+}
+
 /// Starts a fresh headless browser with its own empty profile and no background traffic.
-pub fn launch() -> Browser {
+pub fn launch() -> TestBrowser {
     launch_sized(None)
 }
 
 /// [`launch`] with a window of `(width, height)` pixels, for checks of the layout.
-pub fn launch_sized(window_size: Option<(u32, u32)>) -> Browser {
+pub fn launch_sized(window_size: Option<(u32, u32)>) -> TestBrowser {
     let path = chromium_path();
     assert!(
         path.exists(),
@@ -39,6 +60,11 @@ pub fn launch_sized(window_size: Option<(u32, u32)>) -> Browser {
     .iter()
     .map(OsStr::new)
     .collect();
+    let tmp = tempfile::tempdir().expect("a temporary directory for the browser");
+    let envs = HashMap::from([(
+        "TMPDIR".to_owned(),
+        tmp.path().to_string_lossy().into_owned(),
+    )]);
     let options = LaunchOptions::default_builder()
         .path(Some(path))
         .headless(true)
@@ -46,9 +72,13 @@ pub fn launch_sized(window_size: Option<(u32, u32)>) -> Browser {
         .args(args)
         .window_size(window_size)
         .idle_browser_timeout(Duration::from_secs(120))
+        .process_envs(Some(envs))
         .build()
         .expect("browser launch options");
-    Browser::new(options).expect("Chromium starts")
+    TestBrowser {
+        browser: Browser::new(options).expect("Chromium starts"),
+        _tmp: tmp,
+    }
 }
 
 // What a test does on a page that redraws itself every few seconds.
