@@ -123,7 +123,8 @@ impl WakeTimer {
 
 /// Everything the actor owns.
 pub struct ActorState {
-    ctx: DeliveryContext,
+    /// The engine's context, shared by every actor.
+    ctx: Arc<DeliveryContext>,
     webhook: Webhook,
     /// To wake the operations channel when a record of this actor queued a notice.
     supervisor: ActorRef<SupervisorMsg>,
@@ -181,7 +182,7 @@ impl Drop for InFlight {
 impl Actor for WebhookActor {
     type Msg = WebhookMsg;
     type State = ActorState;
-    type Arguments = (DeliveryContext, Webhook, ActorRef<SupervisorMsg>);
+    type Arguments = (Arc<DeliveryContext>, Webhook, ActorRef<SupervisorMsg>);
 
     async fn pre_start(
         &self,
@@ -486,22 +487,21 @@ impl ActorState {
     }
 
     fn send(&mut self, me: &ActorRef<WebhookMsg>, delivery: ClaimedDelivery) {
-        let (sender, route, me) = (self.ctx.sender.clone(), self.route.subscribe(), me.clone());
-        let mailer = self
-            .ctx
-            .mailer
-            .clone()
-            .filter(|_| self.webhook.id.queue() == Queue::Email);
+        let (ctx, route, me) = (self.ctx.clone(), self.route.subscribe(), me.clone());
+        let by_mail = self.webhook.id.queue() == Queue::Email;
         let pace = self.pace.clone();
         let claim = delivery.claim();
         let task = tokio::spawn(async move {
             if let Some(pace) = &pace {
                 pace.until_ready().await;
             }
-            let report = match &mailer {
-                Some(mailer) => mailer.attempt(&route, delivery.id, &delivery.payload).await,
+            let report = match ctx.mailer.as_ref().filter(|_| by_mail) {
+                // Boxed so that every webhook's task is not the size of an SMTP exchange.
+                Some(mailer) => {
+                    Box::pin(mailer.attempt(&route, delivery.id, &delivery.payload)).await
+                }
                 None => {
-                    sender
+                    ctx.sender
                         .attempt(&route, delivery.id, &delivery.event_type, &delivery.payload)
                         .await
                 }

@@ -1,6 +1,8 @@
 //! The engine's handle for the rest of the server: start it, tell it about changes, send a
 //! test, drain it at shutdown.
 
+use std::sync::Arc;
+
 use ractor::{Actor, ActorRef};
 use rusqlite::Connection;
 use tokio::task::JoinHandle;
@@ -21,7 +23,7 @@ const SYNC_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Engine {
     supervisor: ActorRef<SupervisorMsg>,
-    ctx: DeliveryContext,
+    ctx: Arc<DeliveryContext>,
 }
 
 impl Engine {
@@ -35,6 +37,7 @@ impl Engine {
                 "released deliveries that were in flight when the last process stopped"
             );
         }
+        let ctx = Arc::new(ctx);
         let (supervisor, handle) = Actor::spawn(None, Supervisor, ctx.clone()).await?;
         Ok((Self { supervisor, ctx }, handle))
     }

@@ -12,6 +12,7 @@
 //! - deleting a webhook stops its actor and its retiring one, aborting their attempts.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -50,7 +51,8 @@ pub enum SupervisorMsg {
 pub struct Supervisor;
 
 pub struct SupervisorState {
-    ctx: DeliveryContext,
+    /// Shared with every actor it starts: one copy, however many webhooks.
+    ctx: Arc<DeliveryContext>,
     /// The actor of each active webhook.
     actors: HashMap<WebhookId, ActorRef<WebhookMsg>>,
     /// Actors told to drain, until they stop: their attempts in flight still finish.
@@ -63,12 +65,12 @@ pub struct SupervisorState {
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
-    type Arguments = DeliveryContext;
+    type Arguments = Arc<DeliveryContext>;
 
     async fn pre_start(
         &self,
         _me: ActorRef<SupervisorMsg>,
-        ctx: DeliveryContext,
+        ctx: Arc<DeliveryContext>,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         Ok(SupervisorState {
             ctx,
