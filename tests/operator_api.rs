@@ -275,6 +275,34 @@ async fn metrics_are_public_prometheus_text_with_outcomes_latency_and_queue_gaug
 }
 
 #[tokio::test]
+async fn the_attempt_histogram_keeps_the_measured_time_not_whole_milliseconds() {
+    let app = spawn_app().await;
+    three_outcomes(&app).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sum: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("hookd_attempt_duration_seconds_sum "))
+        .unwrap_or_else(|| panic!("no attempt duration sum in\n{text}"))
+        .parse()
+        .unwrap();
+    // Attempts to a receiver on loopback take a fraction of a millisecond each: counted in
+    // whole milliseconds they summed to 0 (or to whole milliseconds on a slow moment).
+    let ms = sum * 1000.0;
+    assert!(
+        sum > 0.0 && (ms - ms.round()).abs() > 1e-6,
+        "three attempts summed to {sum} s"
+    );
+}
+
+#[tokio::test]
 async fn the_operator_page_is_served_from_the_binary_with_a_strict_policy() {
     let app = spawn_app().await;
     let response = app.client.get(app.url("/")).send().await.unwrap();

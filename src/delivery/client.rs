@@ -85,7 +85,9 @@ pub fn fixed_route(route: Route) -> RouteWatch {
 pub struct AttemptReport {
     pub delivery_id: DeliveryId,
     pub started_at: Millis,
-    pub duration_ms: u32,
+    /// How long it took, as measured; the attempt's record keeps whole milliseconds
+    /// ([`Self::duration_ms`]), the metrics the measured time.
+    pub duration: Duration,
     pub status_code: Option<u16>,
     /// `Retry-After` of a 429 or 503.
     pub retry_after: Option<Duration>,
@@ -98,12 +100,17 @@ pub struct AttemptReport {
 }
 
 impl AttemptReport {
+    /// The duration in whole milliseconds, as the attempt's record stores it.
+    pub fn duration_ms(&self) -> u32 {
+        u32::try_from(self.duration.as_millis()).unwrap_or(u32::MAX)
+    }
+
     /// An attempt starting now, nothing seen yet.
     pub(super) fn starting(delivery_id: DeliveryId) -> Self {
         Self {
             delivery_id,
             started_at: now_ms(),
-            duration_ms: 0,
+            duration: Duration::ZERO,
             status_code: None,
             retry_after: None,
             error: None,
@@ -259,7 +266,7 @@ impl Sender {
             Ok(response) => read_response(response, &mut report).await,
             Err(error) => report.error = Some(describe(&error)),
         }
-        report.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        report.duration = started.elapsed();
         report
     }
 

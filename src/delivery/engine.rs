@@ -117,10 +117,7 @@ impl Engine {
             } else {
                 "failed"
             };
-            ctx.telemetry.attempt_finished(
-                outcome,
-                std::time::Duration::from_millis(u64::from(report.duration_ms)),
-            );
+            ctx.telemetry.attempt_finished(outcome, report.duration);
             let limit = ctx.auto_disable_after;
             let id = delivery.id;
             ctx.store

@@ -117,7 +117,7 @@ impl Mailer {
                 }
             },
         }
-        report.duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        report.duration = started.elapsed();
         Some(report)
     }
 

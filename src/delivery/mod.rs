@@ -152,7 +152,7 @@ pub fn attempt_record(
         webhook_id: webhook.id,
         attempt: delivery.attempt_count + 1,
         started_at: report.started_at,
-        duration_ms: report.duration_ms,
+        duration_ms: report.duration_ms(),
         status_code: report.status_code,
         error: report.error.clone(),
         response_body: report.response_body.clone(),

@@ -2,7 +2,6 @@
 //! again when the store refused them), and the lease sweep's questions about its claims.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use ractor::ActorRef;
 
@@ -76,10 +75,9 @@ impl ActorState {
                 "disabled"
             }
         };
-        self.ctx.telemetry.attempt_finished(
-            outcome,
-            Duration::from_millis(u64::from(report.duration_ms)),
-        );
+        self.ctx
+            .telemetry
+            .attempt_finished(outcome, report.duration);
         tracing::debug!(webhook_id = %self.webhook.id, delivery_id = %delivery.id, status = ?report.status_code, outcome, "attempt finished");
         self.unrecorded
             .push(attempt_record(&report, &delivery, &self.webhook, next));
