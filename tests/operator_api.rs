@@ -278,15 +278,7 @@ async fn metrics_are_public_prometheus_text_with_outcomes_latency_and_queue_gaug
 async fn the_attempt_histogram_keeps_the_measured_time_not_whole_milliseconds() {
     let app = spawn_app().await;
     three_outcomes(&app).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let sum: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("hookd_attempt_duration_seconds_sum "))

@@ -183,6 +183,12 @@ impl Api {
         self.call(Method::GET, path, None).await
     }
 
+    /// The Prometheus text of `/metrics` (public unless a metrics key is set).
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
     }

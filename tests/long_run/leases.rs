@@ -56,16 +56,7 @@ async fn claims_past_their_lease_are_counted_for_operators() {
     let (_, _, delivery) = app.one_delivered(&receiver).await;
     let (_, queue) = app.get("/api/admin/queue").await;
     assert_eq!(queue["expiredClaims"], 0);
-    let metrics = app
-        .api
-        .client
-        .get(app.api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.api.metrics().await;
     assert!(metrics.contains("hookd_expired_claims 0"), "{metrics}");
     // With the server stopped nothing sweeps: the count is exact.
     app.stop().await;

@@ -109,15 +109,7 @@ async fn messages_queued_sent_and_failed_show_in_the_queue_summary_metrics_and_h
         json!({"queued": 2, "sent": 1, "failed": 1}),
         "the two reminders wait: {queue}"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for line in [
         "hookd_messages{channel=\"email\",status=\"queued\"} 2",
         "hookd_messages{channel=\"email\",status=\"sent\"} 1",
