@@ -459,3 +459,31 @@ impl Resolve for SsrfResolver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Route, Sender, fixed_route};
+    use crate::domain::DeliveryId;
+    use crate::domain::ssrf::NetworkPolicy;
+
+    /// Thousands of webhooks with a delivery due at once leave most of their attempts
+    /// waiting for their host's slot; each waits in a task the size of its future. The
+    /// request's own state (about a kilobyte, reqwest's and hyper's) is allocated only once
+    /// the waits are over, so a waiting attempt stays a few hundred bytes.
+    #[tokio::test]
+    async fn an_attempt_waiting_for_its_turn_does_not_carry_the_request_inline() {
+        let sender = Sender::new(
+            NetworkPolicy::default(),
+            Duration::from_secs(5),
+            None,
+            &Default::default(),
+        )
+        .unwrap();
+        let route = fixed_route(Route::Withdrawn);
+        let attempt = sender.attempt(&route, DeliveryId::new(), "survey.response_completed", "{}");
+        let size = std::mem::size_of_val(&attempt);
+        assert!(size <= 512, "an attempt's future is {size} bytes");
+    }
+}
