@@ -16,6 +16,34 @@ pub fn now_ms() -> Millis {
 pub fn format_ms(ms: Millis) -> String {
     let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let year = at.year();
+    if !(0..=9999).contains(&year) {
+        return format_described(at);
+    }
+    // Digit by digit: every view and every event writes its times this way, and the
+    // `time` crate's general formatter costs several times as much.
+    let (hour, minute, second, milli) = at.to_hms_milli();
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut text[0..4], year.unsigned_abs());
+    put_digits(&mut text[5..7], u32::from(u8::from(at.month())));
+    put_digits(&mut text[8..10], u32::from(at.day()));
+    put_digits(&mut text[11..13], u32::from(hour));
+    put_digits(&mut text[14..16], u32::from(minute));
+    put_digits(&mut text[17..19], u32::from(second));
+    put_digits(&mut text[20..23], u32::from(milli));
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// Writes `n` into `slot` in decimal, zero-padded to the slot's width.
+fn put_digits(slot: &mut [u8], mut n: u32) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// The same format through the `time` crate, for years outside 0–9999.
+fn format_described(at: OffsetDateTime) -> String {
     at.format(format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     ))
@@ -51,6 +79,19 @@ mod tests {
     fn formats_with_milliseconds_in_utc() {
         assert_eq!(format_ms(1_736_937_000_123), "2025-01-15T10:30:00.123Z");
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    proptest::proptest! {
+        /// The digit-by-digit formatter writes what the `time` crate's would, over every
+        /// millisecond of the years 0–9999 (outside them it is the `time` crate's).
+        #[test]
+        fn formats_as_the_time_crate_does(
+            ms in (-62_167_219_200_000i64..253_402_300_800_000),
+        ) {
+            let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .expect("in range");
+            proptest::prop_assert_eq!(format_ms(ms), format_described(at));
+        }
     }
 
     #[test]
