@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -134,32 +135,33 @@ async fn get_survey(
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ResponseView {
+pub struct ResponseView<'r> {
     id: ResponseId,
     survey_id: SurveyId,
     contact_id: Option<ContactId>,
     /// `started` or `completed`.
     status: &'static str,
     #[schema(value_type = Object)]
-    answers: Map<String, Value>,
+    answers: &'r Map<String, Value>,
     #[schema(value_type = Object)]
-    embedded_data: Map<String, Value>,
+    embedded_data: &'r Map<String, Value>,
     #[schema(value_type = Object)]
-    metadata: Map<String, Value>,
+    metadata: &'r Map<String, Value>,
     started_at: String,
     completed_at: Option<String>,
 }
 
-impl From<&Response> for ResponseView {
-    fn from(r: &Response) -> Self {
+/// Borrows the response's maps: a submission's answers are rendered, not copied.
+impl<'r> From<&'r Response> for ResponseView<'r> {
+    fn from(r: &'r Response) -> Self {
         Self {
             id: r.id,
             survey_id: r.survey_id,
             contact_id: r.contact_id,
             status: if r.completed { "completed" } else { "started" },
-            answers: r.answers.clone(),
-            embedded_data: r.embedded_data.clone(),
-            metadata: r.metadata.clone(),
+            answers: &r.answers,
+            embedded_data: &r.embedded_data,
+            metadata: &r.metadata,
             started_at: format_ms(r.started_at),
             completed_at: format_opt(r.completed_at),
         }
@@ -238,12 +240,13 @@ async fn submit_response(
         completed_at: Some(now),
     };
     let event = events::response_completed(&response, now);
-    let saved = response.clone();
+    // Rendered now, from the response the write then owns: nothing is copied for either.
+    let answer = Answer::json(StatusCode::CREATED, &ResponseView::from(&response));
     let (woken, answer) = idempotency
         .write(
             &app.store,
             move |c| {
-                if let Some(contact) = saved.contact_id {
+                if let Some(contact) = response.contact_id {
                     contacts::require(c, contact).map_err(|e| match e {
                         StoreError::NotFound => StoreError::Invalid {
                             field: "contactId",
@@ -252,18 +255,13 @@ async fn submit_response(
                         other => other,
                     })?;
                 }
-                surveys::save_response(c, &saved)?;
-                if let Some(contact) = saved.contact_id {
-                    messages::cancel_reminders(c, saved.survey_id, contact)?;
+                surveys::save_response(c, &response)?;
+                if let Some(contact) = response.contact_id {
+                    messages::cancel_reminders(c, response.survey_id, contact)?;
                 }
                 enqueue_event(c, &event)
             },
-            move |_| {
-                Ok(Answer::json(
-                    StatusCode::CREATED,
-                    &ResponseView::from(&response),
-                ))
-            },
+            move |_| Ok(answer.clone()),
         )
         .await?;
     app.engine.wake(woken);
@@ -277,11 +275,11 @@ async fn submit_response(
 async fn get_response(
     State(app): State<AppState>,
     ApiPath((survey, response)): ApiPath<(String, String)>,
-) -> ApiResult<Json<ResponseView>> {
+) -> ApiResult<axum::response::Response> {
     let (survey_id, id): (SurveyId, ResponseId) = (path_id(&survey)?, path_id(&response)?);
     let response = app
         .store
         .read(move |c| surveys::get_response(c, survey_id, id))
         .await?;
-    Ok(Json(ResponseView::from(&response)))
+    Ok(Json(ResponseView::from(&response)).into_response())
 }

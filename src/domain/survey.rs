@@ -69,9 +69,10 @@ pub fn validate_answers(
     let mut errors = Vec::new();
     let mut clean = Map::new();
     for (id, answer) in answers {
-        let field = format!("answers.{id}");
+        // Named only when it is wrong: most answers are not.
+        let field = || format!("answers.{id}");
         let Some(question) = questions.iter().find(|q| &q.id == id) else {
-            errors.push((field, "is not a question of this survey".into()));
+            errors.push((field(), "is not a question of this survey".into()));
             continue;
         };
         match check_answer(question, answer) {
@@ -79,7 +80,7 @@ pub fn validate_answers(
                 clean.insert(id.clone(), value);
             }
             Ok(None) => {}
-            Err(message) => errors.push((field, message)),
+            Err(message) => errors.push((field(), message)),
         }
     }
     if completeness == Completeness::Complete {

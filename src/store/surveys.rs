@@ -116,8 +116,14 @@ pub struct Response {
     pub completed_at: Option<Millis>,
 }
 
-const RESPONSE_COLUMNS: &str = "id, survey_id, contact_id, invitation_id, status, answers, \
-    embedded_data, metadata, started_at, completed_at";
+/// The columns [`response_from_row`] reads, in its order. A macro, so that statements are
+/// put together at compile time (every submission saves one).
+macro_rules! response_columns {
+    () => {
+        "id, survey_id, contact_id, invitation_id, status, answers, embedded_data, metadata, \
+         started_at, completed_at"
+    };
+}
 
 fn response_from_row(row: &Row<'_>) -> rusqlite::Result<(Response, [String; 3])> {
     Ok((
@@ -148,8 +154,10 @@ fn decode_response(
 
 /// Writes a response row as it is now (insert or replace by id).
 pub fn save_response(conn: &Connection, r: &Response) -> Result<()> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO responses ({RESPONSE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+    conn.prepare_cached(concat!(
+        "INSERT INTO responses (",
+        response_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, answers = excluded.answers, \
          embedded_data = excluded.embedded_data, metadata = excluded.metadata, \
          completed_at = excluded.completed_at"
@@ -172,8 +180,10 @@ pub fn save_response(conn: &Connection, r: &Response) -> Result<()> {
 /// A response of a survey (`NotFound` under another survey).
 pub fn get_response(conn: &Connection, survey_id: SurveyId, id: ResponseId) -> Result<Response> {
     let row = conn
-        .prepare_cached(&format!(
-            "SELECT {RESPONSE_COLUMNS} FROM responses WHERE id = ?1 AND survey_id = ?2"
+        .prepare_cached(concat!(
+            "SELECT ",
+            response_columns!(),
+            " FROM responses WHERE id = ?1 AND survey_id = ?2"
         ))?
         .query_row(params![id, survey_id], response_from_row)
         .optional()?;
@@ -186,8 +196,10 @@ pub fn response_for_invitation(
     invitation_id: InvitationId,
 ) -> Result<Option<Response>> {
     let row = conn
-        .prepare_cached(&format!(
-            "SELECT {RESPONSE_COLUMNS} FROM responses WHERE invitation_id = ?1"
+        .prepare_cached(concat!(
+            "SELECT ",
+            response_columns!(),
+            " FROM responses WHERE invitation_id = ?1"
         ))?
         .query_row([invitation_id], response_from_row)
         .optional()?;

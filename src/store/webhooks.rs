@@ -393,12 +393,12 @@ pub fn subscribers(
 ) -> Result<Vec<Subscriber>> {
     // `events` is a JSON array of names; a quoted name is unique in it. instr(), not LIKE:
     // a LIKE on a bound parameter makes SQLite re-prepare the statement on every call.
-    let pattern = format!("\"{}\"", event_type.as_str());
     let mut stmt = conn.prepare_cached(
         "SELECT id, ordering, is_active FROM webhooks WHERE survey_id = ?1 \
-         AND (is_active = 1 OR disabled_reason IS NOT NULL) AND instr(events, ?2) > 0 ORDER BY id",
+         AND (is_active = 1 OR disabled_reason IS NOT NULL) \
+         AND instr(events, '\"' || ?2 || '\"') > 0 ORDER BY id",
     )?;
-    let rows = stmt.query_map(params![survey_id, pattern], |row| {
+    let rows = stmt.query_map(params![survey_id, event_type.as_str()], |row| {
         Ok(Subscriber {
             id: row.get(0)?,
             ordering: row.get(1)?,
