@@ -137,12 +137,12 @@ pub fn router(state: AppState) -> Router {
         middleware::from_fn_with_state(state.clone(), idempotency::remember),
     );
     // Layers run outside in: the key check first, so that keys are kept per API key.
-    let protected = protected
-        .layer(remember.clone())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ));
+    // Each `layer` call boxes every route once more, and a request clones each box on its
+    // way in: the layers of one place go in together, as a tuple (outermost first).
+    let protected = protected.layer((
+        middleware::from_fn_with_state(state.clone(), auth::require_key),
+        remember.clone(),
+    ));
     let respondent = respondent::router().layer(remember);
     let (public, public_doc) = meta::public_router()
         .merge(respondent)
@@ -171,12 +171,18 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http().make_span_with(respondent::request_span))
-        // Sees refusals made by the layers above.
-        .layer(unread::ReadRestOfBody)
-        // Outermost, so that reading what a handler left of a body keeps its deadline.
-        .layer(deadlines)
+        // Two groups, as above: the trace's answers are of its own body type, which only a
+        // route (of axum's body) turns back into the one the outer two take.
+        .layer((
+            TraceLayer::new_for_http().make_span_with(respondent::request_span),
+            DefaultBodyLimit::max(extract::MAX_BODY_BYTES),
+        ))
+        .layer((
+            // Outermost, so that reading what a handler left of a body keeps its deadline.
+            deadlines,
+            // Sees refusals made by the layers inside it.
+            unread::ReadRestOfBody,
+        ))
         .with_state(state);
     if https {
         // Browsers that reached hookd over HTTPS once keep to it for a year.
