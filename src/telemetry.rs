@@ -1,10 +1,10 @@
 //! Metrics and logging set-up. Metrics go to a Prometheus recorder owned by this server
 //! instance (not a process-global one), so several servers can run in one test process.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{Unit, counter, gauge, histogram};
+use metrics::{Counter, Histogram, Unit, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 use crate::config::LogFormat;
@@ -41,10 +41,49 @@ pub struct QueueGauges {
     pub messages: [(&'static str, [u64; 3]); 2],
 }
 
+/// How an attempt ended, as `hookd_attempts_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Succeeded,
+    /// Failed, and another attempt is scheduled.
+    Retry,
+    /// Failed for the last time: the delivery failed.
+    Failed,
+    /// The receiver answered 410 Gone: the webhook was disabled.
+    Disabled,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Whether the delivery ended with this attempt (`hookd_deliveries_total`).
+    fn ends_delivery(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// The handles an attempt records into, each looked up once, the first time it is needed
+/// (so a series appears when it first counts something, as with the macros): a lookup by
+/// name and labels allocates and hashes, and every attempt records three.
+#[derive(Default)]
+struct AttemptMetrics {
+    attempts: [OnceLock<Counter>; 4],
+    deliveries: [OnceLock<Counter>; 4],
+    duration: OnceLock<Histogram>,
+}
+
 /// Handle to this server's metrics. Cheap to clone.
 #[derive(Clone)]
 pub struct Telemetry {
     recorder: Arc<PrometheusRecorder>,
+    attempt: Arc<AttemptMetrics>,
 }
 
 impl Default for Telemetry {
@@ -76,6 +115,7 @@ impl Telemetry {
             .build_recorder();
         let telemetry = Self {
             recorder: Arc::new(recorder),
+            attempt: Arc::default(),
         };
         telemetry.with(|| {
             metrics::describe_counter!(
@@ -136,20 +176,29 @@ impl Telemetry {
         telemetry
     }
 
-    fn with(&self, f: impl FnOnce()) {
-        metrics::with_local_recorder(&*self.recorder, f);
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&*self.recorder, f)
     }
 
     /// One attempt finished with `outcome`; a `succeeded` or `failed` one also finished its
     /// delivery.
-    pub fn attempt_finished(&self, outcome: &'static str, duration: Duration) {
-        self.with(|| {
-            counter!("hookd_attempts_total", "outcome" => outcome).increment(1);
-            if outcome == "succeeded" || outcome == "failed" {
-                counter!("hookd_deliveries_total", "outcome" => outcome).increment(1);
-            }
-            histogram!("hookd_attempt_duration_seconds").record(duration.as_secs_f64());
-        });
+    pub fn attempt_finished(&self, outcome: AttemptOutcome, duration: Duration) {
+        let (metrics, name) = (&*self.attempt, outcome.as_str());
+        let count = |cell: &OnceLock<Counter>, metric: &'static str| {
+            cell.get_or_init(|| self.with(|| counter!(metric, "outcome" => name)))
+                .increment(1);
+        };
+        count(&metrics.attempts[outcome as usize], "hookd_attempts_total");
+        if outcome.ends_delivery() {
+            count(
+                &metrics.deliveries[outcome as usize],
+                "hookd_deliveries_total",
+            );
+        }
+        metrics
+            .duration
+            .get_or_init(|| self.with(|| histogram!("hookd_attempt_duration_seconds")))
+            .record(duration.as_secs_f64());
     }
 
     /// The store's writer committed a batch of `jobs` (`waiting` were queued when it began).

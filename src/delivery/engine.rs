@@ -15,6 +15,7 @@ use crate::domain::{DeliveryId, WebhookId};
 use crate::store::StoreError;
 use crate::store::deliveries;
 use crate::store::webhooks::Webhook;
+use crate::telemetry::AttemptOutcome;
 
 /// How long a webhook change waits for its actor to confirm it.
 const SYNC_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
@@ -113,9 +114,9 @@ impl Engine {
             let next = next_step(&report, &delivery, &webhook);
             let record = attempt_record(&report, &delivery, &webhook, next);
             let outcome = if report.succeeded() {
-                "succeeded"
+                AttemptOutcome::Succeeded
             } else {
-                "failed"
+                AttemptOutcome::Failed
             };
             ctx.telemetry.attempt_finished(outcome, report.duration);
             let limit = ctx.auto_disable_after;

@@ -12,6 +12,7 @@ use crate::delivery::{attempt_record, next_step};
 use crate::domain::time::{Millis, now_ms};
 use crate::store::claims::{self, Claim, ClaimedDelivery, ExpiredClaim};
 use crate::store::deliveries::{self, AttemptRecord, NextStep};
+use crate::telemetry::AttemptOutcome;
 
 impl ActorState {
     /// The sweep's list of this webhook's claims past their lease: the ones this actor
@@ -63,22 +64,22 @@ impl ActorState {
         };
         let next = next_step(&report, &delivery, &self.webhook);
         let outcome = match &next {
-            NextStep::Succeeded => "succeeded",
+            NextStep::Succeeded => AttemptOutcome::Succeeded,
             NextStep::RetryAt(at) => {
                 self.wake_at(me, *at);
-                "retry"
+                AttemptOutcome::Retry
             }
-            NextStep::Failed => "failed",
+            NextStep::Failed => AttemptOutcome::Failed,
             NextStep::DisableWebhook(_) => {
                 tracing::warn!(webhook_id = %self.webhook.id, "receiver answered 410 Gone; disabling the webhook");
                 self.stop_claiming(me);
-                "disabled"
+                AttemptOutcome::Disabled
             }
         };
         self.ctx
             .telemetry
             .attempt_finished(outcome, report.duration);
-        tracing::debug!(webhook_id = %self.webhook.id, delivery_id = %delivery.id, status = ?report.status_code, outcome, "attempt finished");
+        tracing::debug!(webhook_id = %self.webhook.id, delivery_id = %delivery.id, status = ?report.status_code, outcome = outcome.as_str(), "attempt finished");
         self.unrecorded
             .push(attempt_record(&report, &delivery, &self.webhook, next));
         self.flush_records(me);
