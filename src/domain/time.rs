@@ -31,7 +31,7 @@ pub fn format_ms(ms: Millis) -> String {
     put_digits(&mut text[14..16], u32::from(minute));
     put_digits(&mut text[17..19], u32::from(second));
     put_digits(&mut text[20..23], u32::from(milli));
-    String::from_utf8_lossy(&text).into_owned()
+    String::from_utf8(text.to_vec()).expect("digits and ASCII punctuation")
 }
 
 /// Writes `n` into `slot` in decimal, zero-padded to the slot's width.

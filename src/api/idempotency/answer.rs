@@ -29,13 +29,10 @@ pub struct Answer {
 impl Answer {
     /// A JSON answer, serialised as axum's `Json` would.
     pub fn json(status: StatusCode, value: &impl Serialize) -> Self {
-        // Room for a typical view, which `serde_json::to_vec`'s 128 bytes are not.
-        let mut body = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut body, value).expect("views always serialise");
         Self {
             status,
             location: None,
-            body: body.into(),
+            body: store::to_json_with_room(value).into(),
         }
     }
 
